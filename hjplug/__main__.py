@@ -1,0 +1,5 @@
+import sys
+
+from hjplug.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""hjplug.integrations (import it as hjplug.integrations, never as a top-level package)."""
