@@ -15,12 +15,12 @@ from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from hjplug import math as math
-    from hjplug.verify import verify as verify
+    from hjplug.identities import verify as verify
 
 # public name -> (module, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
     "math": ("hjplug.math", None),
-    "verify": ("hjplug.verify", "verify"),
+    "verify": ("hjplug.identities", "verify"),
 }
 
 __all__ = [

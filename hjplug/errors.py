@@ -8,7 +8,7 @@ __all__ = ["HJPlugError", "InvalidArgumentError", "describe"]
 
 
 class HJPlugError(Exception):
-    """Base class of every error hjplug raises on purpose (the CLI prints these without traceback)."""
+    """Base of every error hjplug raises on purpose (the CLI prints these without traceback)."""
 
 
 def describe(value: Any) -> str:
@@ -22,7 +22,7 @@ def describe(value: Any) -> str:
 
 
 class InvalidArgumentError(HJPlugError, ValueError):
-    """An argument outside its domain: names the argument, the expectation and the received value."""
+    """An argument outside its domain: names it, the expectation and the received value."""
 
     def __init__(
         self, name: str, expected: str, got: Any, where: str = "", hint: str = ""

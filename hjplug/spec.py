@@ -68,7 +68,7 @@ class HJSpec:
     kind:        attention | residual | recurrent | ssm | lse | activation
     hamiltonian: the identified H, e.g. "H(p) = pᵀ Σ p" with {"metric": "M = W_Q W_Kᵀ"}
     epsilon:     viscosity ε ≥ 0 (float; 0 = inviscid), one per head (tuple), or None if undefined
-    time_step:   Δt of the HJ step (float), a description ("per-coordinate, from the gates"), or None
+    time_step:   Δt of the HJ step (float), a description ("per-coordinate, from gates"), or None
     exactness:   exact | structural | open
     evidence:    the ops / modules the reading rests on, e.g. ("aten.softmax", "aten.matmul")
     """
@@ -97,7 +97,8 @@ class HJSpec:
             bad = []
         if bad:
             raise InvalidArgumentError(
-                "epsilon", "finite and ≥ 0 (0 = inviscid), a tuple of such, or None", self.epsilon, where=f"HJSpec({self.path})"
+                "epsilon", "finite and ≥ 0 (0 = inviscid), a tuple of such, or None",
+                self.epsilon, where=f"HJSpec({self.path})",
             )
         object.__setattr__(self, "epsilon", eps)
 

@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hjplug {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `hjplug verify --json | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("hjplug: interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from hjplug.math._checks import Scalar, atoms_match, metric_spd, positive
 
-__all__ = ["atoms_from_lse", "lse_from_atoms", "quadratic_form", "apply_metric_inverse"]
+__all__ = ["apply_metric_inverse", "atoms_from_lse", "lse_from_atoms", "quadratic_form"]
 
 
 def quadratic_form(v: Tensor, metric: Tensor | None = None, inverse: bool = False) -> Tensor:

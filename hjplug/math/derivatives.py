@@ -98,7 +98,8 @@ def characteristic_field(
     if metric is not None:
         metric_spd(metric, x.shape[-1], "hjplug.math.characteristic_field")
         delta = apply_metric_inverse(delta, metric)
-    return delta / (2 * t)
+    tt = t.unsqueeze(-1) if isinstance(t, Tensor) and t.dim() > 0 else t  # [..., 1]
+    return delta / (2 * tt)
 
 
 def hopf_cole_time_derivative(

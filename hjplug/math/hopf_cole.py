@@ -8,7 +8,7 @@ equation ũ_t + ∇ũᵀΣ∇ũ = ε·tr(Σ∇²ũ) exactly (a constant shift fo
 heat-kernel normalisation). With f_ε = LSE_ε(Wx + b) and the atoms of `atoms_from_lse`:
 f_ε(x) + u_ε(x,t) = xᵀΣ⁻¹x/(4t) for every x, ε, t (and at ε = 0).
 
-Shapes: x [..., d]; y [N, d] or [..., N, d]; g [N] or [..., N]; result [...].
+Shapes: x [..., d]; y [N, d] or [..., N, d]; g [N] or [..., N]; t scalar or [...]; result [...].
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def atom_costs(
 ) -> Tensor:
     """c_j(x,t) = g_j + |x − y_j|²_{Σ⁻¹}/(4t): the cost of reaching x from atom j.  [..., N]"""
     diff = x.unsqueeze(-2) - y  # [..., N, d]
-    return g + quadratic_form(diff, metric, inverse=True) / (4 * t)
+    tt = t.unsqueeze(-1) if isinstance(t, Tensor) and t.dim() > 0 else t  # [..., 1] per query
+    return g + quadratic_form(diff, metric, inverse=True) / (4 * tt)
 
 
 def _validate(where: str, x: Tensor, y: Tensor, g: Tensor, t: Scalar, metric: Tensor | None):
@@ -56,9 +57,8 @@ def hopf_cole(
     u = -eps * torch.logsumexp(-c / eps, dim=-1)  # [...]
     if normalized:
         d = x.shape[-1]
-        log_term = torch.log(4 * math.pi * eps * t) if isinstance(t, Tensor) or isinstance(
-            eps, Tensor
-        ) else math.log(4 * math.pi * eps * t)
+        scale = 4 * math.pi * eps * t
+        log_term = torch.log(scale) if isinstance(scale, Tensor) else math.log(scale)
         u = u + (eps * d / 2) * log_term
     return u
 

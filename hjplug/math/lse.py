@@ -27,7 +27,7 @@ def _as_scale(eps: Scalar, z: Tensor, dim: int) -> Scalar:
 
 
 def lse(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
-    """LSE_ε(z) = ε · log Σ_j exp(z_j/ε) along `dim` (max-shifted; −inf entries are removed atoms)."""
+    """LSE_ε(z) = ε·log Σ_j exp(z_j/ε) along `dim` (max-shifted; −inf entries = removed atoms)."""
     positive("eps", eps, "hjplug.math.lse")
     e = _as_scale(eps, z, dim)
     out = torch.logsumexp(z / e, dim=dim, keepdim=True) * e  # [..., 1, ...]
