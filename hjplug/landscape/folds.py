@@ -10,6 +10,7 @@ every grid point of the domain is checked, and violations are counted.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def scan_folds(
     eps = [float(e) for e in torch.as_tensor(eps_grid, dtype=torch.float64).reshape(-1)]
     if not eps or any(not (e > 0 and math.isfinite(e)) for e in eps):
         raise InvalidArgumentError("eps_grid", "finite values > 0", eps_grid, where=where)
-    if any(e1 <= e0 for e0, e1 in zip(eps, eps[1:], strict=False)):
+    if any(e1 <= e0 for e0, e1 in itertools.pairwise(eps)):
         raise InvalidArgumentError("eps_grid", "strictly increasing values", eps_grid, where=where)
 
     grid = _domain_grid(domain, W.dtype)

@@ -1,4 +1,4 @@
-"""Critical points and folds of x ↦ H(π(x; ε)) against brute-force evaluations of H on dense grids."""
+"""Critical points and folds of x ↦ H(π(x; ε)) against brute-force evaluations of H on grids."""
 
 from __future__ import annotations
 
