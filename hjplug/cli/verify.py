@@ -32,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
     with console.status("checking identities…") as status:
         report = verify(seed=args.seed, progress=lambda name: status.update(f"checking {name}…"))
     table = Table(title=f"hjplug verify — seed {report.seed}, fp64", title_justify="left")
-    for col, justify in (("identity", "left"), ("setting", "left"), ("max error", "right"),
-                         ("tolerance", "right"), ("verdict", "center")):
-        table.add_column(col, justify=justify, overflow="fold")
+    table.add_column("identity", overflow="fold")
+    table.add_column("setting", overflow="fold")
+    table.add_column("max error", justify="right")
+    table.add_column("tolerance", justify="right")
+    table.add_column("verdict", justify="center")
     for row in report.rows:
         verdict = "[green]pass[/]" if row.passed else "[bold red]FAIL[/]"
         table.add_row(row.identity, row.setting, f"{row.max_error:.2e}", f"{row.tolerance:.0e}",
