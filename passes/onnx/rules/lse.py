@@ -1,0 +1,95 @@
+"""Rule `lse`: `ReduceLogSumExp` and LogSoftmax / Softmax readouts (heads, routers, LSE layers).
+
+    LSE_ε(z) = ε·log Σ_j exp(z_j/ε),   π = softmax(z/ε) = ∇LSE_ε,   H(p) = pᵀΣp (atoms = rows of W)
+Exact; ε is the temperature: 1 unless the logits are divided (or multiplied) by a constant right
+before, which joins the block (as does a constant Mul after a ReduceLogSumExp: ε·LSE(z/ε)).
+"""
+
+from __future__ import annotations
+
+from hjplug.passes.onnx.graph import GraphIndex
+from hjplug.passes.onnx.records import NearMiss, OnnxMatch
+from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
+
+NAME = "lse"
+_OPS = {"Softmax": "softmax", "LogSoftmax": "log_softmax", "ReduceLogSumExp": "logsumexp"}
+_FORMULA = {
+    "softmax": "π = softmax(z/ε) = ∇LSE_ε(z); H(p) = pᵀΣp, atoms = rows of W",
+    "log_softmax": "log π = z/ε − LSE(z/ε); H(p) = pᵀΣp, atoms = rows of W",
+    "logsumexp": "LSE_ε(z) = ε·log Σ exp(z/ε); H(p) = pᵀΣp, atoms = rows of W",
+}
+
+
+def _scaling(g: GraphIndex, j: int | None, claimed: set[int]) -> float | None:
+    """The factor a Mul/Div node j applies to its non-constant operand (None: not a scaling)."""
+    if j is None or j in claimed:
+        return None
+    n = g.nodes[j]
+    if n.op_type == "Div" and (c := g.scalar(n.input[1])):
+        return 1.0 / c
+    if n.op_type == "Mul":
+        c = g.scalar(n.input[1])
+        c = c if c is not None else g.scalar(n.input[0])
+        return c or None
+    return None
+
+
+def _axes(g: GraphIndex, i: int) -> list[int] | None:
+    n = g.nodes[i]
+    if n.op_type != "ReduceLogSumExp":
+        return [g.attr(i, "axis", -1 if g.opsets.get("", 13) >= 13 else 1)]
+    if len(n.input) > 1 and n.input[1]:
+        c = g.constant(n.input[1])
+        return None if c is None else [int(a) for a in c.reshape(-1)]
+    axes = g.attr(i, "axes")
+    return list(axes) if axes is not None else None
+
+
+def _check(g: GraphIndex, i: int, claimed: set[int]) -> OnnxMatch | NearMiss:
+    n = g.nodes[i]
+    op = _OPS[n.op_type]
+    name, path = g.name(i), g.block_path(i)
+    z = n.input[0]
+    axes = _axes(g, i)
+    zs = g.shape(z)
+    if axes is not None and len(axes) > 1:
+        return NearMiss(NAME, name, path, f"{n.op_type} over several axes {axes}")
+    nodes, eps, notes = [i], 1.0, "ε = 1 (unscaled logits)"
+    pre = g.producer_of(z)
+    s = _scaling(g, pre, claimed)
+    if s is not None and s > 0 and len(g.users(z)) == 1 and pre is not None:
+        nodes.insert(0, pre)
+        eps, notes = 1.0 / s, "temperature from the logit scaling"
+    users = g.users(n.output[0])
+    if op == "logsumexp" and len(users) == 1 and _scaling(g, users[0], claimed) is not None:
+        nodes.append(users[0])
+        notes += "; ε·LSE post-scaling joined"
+    atoms = None
+    if zs is not None and axes:
+        d = zs[axes[0]] if -len(zs) <= axes[0] < len(zs) else None
+        atoms = d if isinstance(d, int) else None
+    cls = g.module_class(i)
+    spec = HJSpec(
+        path=path, kind=BlockKind.LSE,
+        hamiltonian=Hamiltonian(_FORMULA[op], {"op": op, "atoms": atoms}),
+        epsilon=eps, time_step=None, exactness=Exactness.EXACT,
+        evidence=(f"onnx.{n.op_type}",) + ((cls,) if cls else ()), notes=notes,
+    )
+    return OnnxMatch(NAME, spec, i, tuple(nodes), g.source(tuple(nodes)))
+
+
+class LSERule:
+    name = NAME
+
+    def scan(self, g: GraphIndex, claimed: set[int]) -> list[OnnxMatch | NearMiss]:
+        out: list[OnnxMatch | NearMiss] = []
+        for i, n in enumerate(g.nodes):
+            if n.op_type in _OPS and (n.domain or "") == "" and i not in claimed:
+                found = _check(g, i, claimed)
+                if isinstance(found, OnnxMatch):
+                    claimed.update(found.nodes)
+                out.append(found)
+        return out
+
+
+RULE = LSERule()
