@@ -1,0 +1,481 @@
+"""One-call GPU check of hjplug's fused kernels: correctness, then speed beside the baselines.
+
+Run on a CUDA machine (H100/H200; torch ≥ 2.11, triton ≥ 3.6; hjplug need not be installed):
+
+    PYTHONUNBUFFERED=1 python benchmarks/gpu_check.py
+
+Correctness (fresh random inputs every check, outputs poisoned with NaN before each run, never
+zeros): the kernel's error against an fp32 (or fp64) reference must be at most 2× PyTorch's own
+error at the same precision against the same reference (floor 1e-5 for fp32-only paths).
+Speed: CUDA events, warm-up, medians, inputs larger than L2 (hopf_cole rotates 4 input sets).
+Prints a table last; writes JSON to $OUT/gpu_check.json when OUT is set, else beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# GPU_CHECK_DRY=1: tiny sizes on CPU under the Triton interpreter (checks the script, not speed)
+DRY = os.environ.get("GPU_CHECK_DRY") == "1"
+if DRY:
+    os.environ["TRITON_INTERPRET"] = "1"
+    os.environ["HJPLUG_KERNEL"] = "triton"
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import triton  # noqa: E402
+
+from hjplug.kernels.triton import hj_attention as hja  # noqa: E402
+from hjplug.kernels.triton.entropy_sweep import entropy_sweep_fwd  # noqa: E402
+from hjplug.kernels.triton.hopf_cole import hopf_cole_fwd  # noqa: E402
+
+T0 = time.time()
+DEV = torch.device("cpu" if DRY else "cuda")
+
+
+# the Triton interpreter multiplies bf16 wrongly (numpy has no bf16): dry runs use fp16
+BF16 = torch.float16 if DRY else torch.bfloat16
+
+
+def sz(n: int, dry: int) -> int:
+    """The real size, or a tiny one in dry mode."""
+    return dry if DRY else n
+
+
+def sync() -> None:
+    if not DRY:
+        torch.cuda.synchronize()
+RESULTS: dict = {"checks": [], "timings": [], "errors": []}
+ROWS: list[tuple] = []
+
+
+def log(msg: str) -> None:
+    print(f"[{time.time() - T0:6.1f}s] {msg}", flush=True)
+
+
+def bench(fn, reps: int = 20, warmup: int = 3, synced: bool = False) -> float:
+    """Median milliseconds of fn() over `reps` CUDA-event timings after `warmup` calls.
+
+    Default: calls are queued back to back (no synchronisation between them), so each event
+    pair measures GPU time and host launch overhead hides behind the previous call, as in
+    triton.testing.do_bench. synced=True synchronises before every call instead: that time
+    includes the host-side launch latency of one isolated call.
+    """
+    for _ in range(warmup):
+        fn()
+    sync()
+    if DRY:
+        t = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t) * 1e3
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for s, e in zip(starts, ends, strict=True):
+        if synced:
+            torch.cuda.synchronize()
+        s.record()
+        fn()
+        e.record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
+
+
+def rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    a, ref = a.double(), ref.double()
+    if not bool(torch.isfinite(a).all()):
+        return float("nan")
+    return float((a - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def check(name: str, ours: float, torch_err: float, floor: float = 0.0) -> bool:
+    limit = max(2.0 * torch_err, floor)
+    ok = math.isfinite(ours) and ours <= limit
+    RESULTS["checks"].append(dict(name=name, ours=ours, torch=torch_err, limit=limit, ok=ok))
+    log(f"{'PASS' if ok else 'FAIL'} {name}: ours {ours:.3e}  torch {torch_err:.3e}  "
+        f"limit {limit:.3e}")
+    return ok
+
+
+def section(fn):
+    try:
+        fn()
+    except Exception as exc:  # keep going: one broken section must not waste the device call
+        RESULTS["errors"].append(f"{fn.__name__}: {exc!r}")
+        traceback.print_exc()
+        log(f"ERROR in {fn.__name__}: {exc!r}")
+
+
+# ------------------------------------------------------------------------------- references
+def attn_ref32(q, k, v, scale, causal, bias=None, window=-1):
+    """fp32 materialised reference: (out, lse, entropy) on upcast inputs."""
+    H, Sq = q.shape[1], q.shape[2]
+    g = H // k.shape[1]
+    kf = k.float().repeat_interleave(g, 1)
+    vf = v.float().repeat_interleave(g, 1)
+    s = (q.float() @ kf.transpose(-1, -2)) * scale
+    if bias is not None:
+        s = s + bias.float()
+    Sk = k.shape[2]
+    i = torch.arange(Sq, device=q.device)[:, None] + (Sk - Sq)
+    j = torch.arange(Sk, device=q.device)[None, :]
+    ok = torch.ones(Sq, Sk, dtype=torch.bool, device=q.device)
+    if causal:
+        ok &= j <= i
+    if window > 0:
+        ok &= j > i - window
+        if not causal:
+            ok &= j < i + window
+    s = s.masked_fill(~ok, float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    logp = s - lse[..., None]
+    p = logp.exp()
+    ent = -(p * logp.masked_fill(p == 0, 0.0)).sum(-1)
+    return p @ vf, lse, ent, s
+
+
+def eager_entropy(q, k, v, scale, causal):
+    """Today's way to get attribution entropy: materialise softmax, its lse and entropy, P·V."""
+    s = (q @ k.transpose(-1, -2)).float() * scale
+    if causal:
+        S = q.shape[2]
+        s = s.masked_fill(torch.ones(S, S, dtype=torch.bool, device=q.device).triu(1),
+                          float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    logp = s - lse[..., None]
+    p = logp.exp()
+    ent = -(p * logp.masked_fill(p == 0, 0.0)).sum(-1)
+    return p.to(v.dtype) @ v, lse, ent
+
+
+def sdpa(q, k, v, causal, backend):
+    from torch.nn.attention import sdpa_kernel
+
+    with sdpa_kernel([backend]):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+# ------------------------------------------------------------------------------ correctness
+def correctness_attention():
+    hja.POISON, hja.AUTOTUNE = True, False
+    n = 1 if DRY else 0  # dry: shrink sequence lengths
+    cases = [  # (B, H, Hk, Sq, Sk, D, dtype, causal, bias, window, topk)
+        (2, 8, 8, 1024 >> 4 * n, 1024 >> 4 * n, 64, BF16, False, False, -1, 0),
+        (2, 8, 8, 1024 >> 4 * n, 1024 >> 4 * n, 128, BF16, True, False, -1, 0),
+        (2, 8, 2, 1000 >> 4 * n, 1000 >> 4 * n, 96, torch.float16, True, False, -1, 0),
+        (2, 8, 8, 777 >> 4 * n, 777 >> 4 * n, 32, BF16, False, True, -1, 0),
+        (1, 8, 8, 1024 >> 4 * n, 1024 >> 4 * n, 64, BF16, True, False, 20, 4),
+        (4, 8, 2, 1, 4099 >> 4 * n, 128, BF16, True, False, -1, 0),  # split-K
+        (2, 4, 4, 300 >> 4 * n, 300 >> 4 * n, 64, torch.float32, True, False, -1, 0),
+    ]
+    for (B, H, Hk, Sq, Sk, D, dt, causal, has_bias, window, topk) in cases:
+        name = f"attn B{B} H{H}/{Hk} Sq{Sq} Sk{Sk} D{D} {str(dt)[6:]} c{int(causal)}" \
+               f"{' bias' if has_bias else ''}{f' w{window}' if window > 0 else ''}" \
+               f"{f' top{topk}' if topk else ''}"
+        q = torch.randn(B, H, Sq, D, device=DEV, dtype=dt)
+        k = torch.randn(B, Hk, Sk, D, device=DEV, dtype=dt)
+        v = torch.randn(B, Hk, Sk, D, device=DEV, dtype=dt)
+        bias = torch.randn(B, 1, Sq, Sk, device=DEV, dtype=dt) if has_bias else None
+        scale = D ** -0.5
+        o, lse, ent, tw, ti = hja.hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
+        ro, rlse, rent, s32 = attn_ref32(q, k, v, scale, causal, bias, window)
+        # PyTorch's own error at this precision: SDPA output; eager stats from low-precision
+        # scores (the scores a stock model would materialise)
+        g = H // Hk
+        kk, vv = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
+        if has_bias or window > 0 or Sq != Sk:
+            add = torch.zeros_like(s32).masked_fill(~torch.isfinite(s32), float("-inf"))
+            if bias is not None:
+                add = add + bias.float()
+            t_out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=add.to(dt), scale=scale)
+        else:  # default backend choice: FLASH for fp16/bf16
+            t_out = F.scaled_dot_product_attention(q, kk, vv, is_causal=causal, scale=scale)
+        s_lo = ((q @ kk.transpose(-1, -2)) * scale).float()
+        if bias is not None:
+            s_lo = s_lo + bias.float()
+        s_lo = s_lo.masked_fill(~torch.isfinite(s32), float("-inf"))
+        t_lse = torch.logsumexp(s_lo, -1)
+        lp = s_lo - t_lse[..., None]
+        t_ent = -(lp.exp() * lp.masked_fill(~torch.isfinite(lp), 0.0)).sum(-1)
+        floor = 1e-5 if dt == torch.float32 else 0.0
+        check(name + " out", rel(o, ro), rel(t_out, ro), floor)
+        check(name + " lse", rel(lse, rlse), rel(t_lse, rlse), max(floor, 1e-6))
+        check(name + " entropy", rel(ent, rent), rel(t_ent, rent), max(floor, 1e-6))
+        if topk:
+            rw, ri = torch.softmax(s32, -1).topk(topk, -1)
+            check(name + " topk weights", rel(tw, rw), rel(lp.exp().topk(topk, -1)[0], rw),
+                  1e-6)
+            agree = float((ti == ri).float().mean())
+            RESULTS["checks"].append(dict(name=name + " topk index agreement", ours=agree,
+                                          ok=agree > 0.95))
+            log(f"{'PASS' if agree > 0.95 else 'FAIL'} {name} topk index agreement {agree:.4f}")
+        del q, k, v, s32, s_lo, lp
+    hja.POISON = False
+
+    # the public path (custom op + registry) runs the Triton kernel on CUDA
+    import hjplug.kernels as K
+
+    q = torch.randn(1, 4, 256, 64, device=DEV, dtype=BF16)
+    k, v = torch.randn_like(q), torch.randn_like(q)
+    choice = K.backend_for("hj_attention", q, k, v, head_dim=64)
+    r = K.hj_attention(q, k, v, causal=True)
+    direct = hja.hj_attention_fwd(q, k, v, None, 64 ** -0.5, True, -1, 0)
+    same = bool((r.out == direct[0]).all()) and bool((r.entropy == direct[2]).all())
+    RESULTS["checks"].append(dict(name="public op dispatches to triton",
+                                  ours=choice.backend, ok=choice.backend == "triton" and same))
+    log(f"public op backend={choice.backend} identical={same}")
+    hja.AUTOTUNE = True
+
+
+def correctness_hopf_cole():
+    hja.POISON = True
+    for dt, prec in ((torch.float32, "tf32"), (BF16, "tf32")):
+        M, N, d, eps = sz(1024, 40), sz(16384, 300), 128, 0.5
+        x = torch.randn(M, d, device=DEV, dtype=dt)
+        W = (torch.randn(N, d, device=DEV) / math.sqrt(d)).to(dt)
+        b = torch.randn(N, device=DEV, dtype=dt)
+        val, grad, ent, _, _ = hopf_cole_fwd(x, W, b, eps, 0, precision=prec)
+        z64 = (x.double() @ W.double().T + b.double()) / eps
+        lse64 = torch.logsumexp(z64, -1)
+        p64 = torch.softmax(z64, -1)
+        r_val, r_grad, r_ent = eps * lse64, p64 @ W.double(), lse64 - (p64 * z64).sum(-1)
+        tf32_before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True  # PyTorch at the same (tf32) precision
+        z = (x @ W.T + b) / eps
+        t_lse = torch.logsumexp(z.float(), -1)
+        p = torch.softmax(z.float(), -1)
+        t_val, t_grad, t_ent = eps * t_lse, p.to(dt) @ W, t_lse - (p * z.float()).sum(-1)
+        torch.backends.cuda.matmul.allow_tf32 = tf32_before
+        name = f"hopf_cole M{M} N{N} d{d} {str(dt)[6:]}"
+        check(name + " value", rel(val, r_val), rel(t_val, r_val), 1e-5)
+        check(name + " grad", rel(grad, r_grad), rel(t_grad, r_grad), 1e-5)
+        check(name + " entropy", rel(ent, r_ent), rel(t_ent, r_ent), 1e-5)
+    hja.POISON = False
+
+
+def correctness_sweep():
+    hja.POISON = True
+    from hjplug.math import entropy
+
+    eps = torch.logspace(-1, 1, 16, dtype=torch.float64)
+    z = torch.randn(sz(2048, 20), sz(4096, 100), device=DEV) * 3
+    ref = torch.stack([entropy(z.double(), float(e)) for e in eps], -1)
+    tor = torch.stack([entropy(z, float(e)) for e in eps], -1)
+    for method in ("online", "kouter"):
+        h = entropy_sweep_fwd(z, eps, method=method)
+        check(f"entropy_sweep 2048x4096 K16 fp32 {method}", rel(h, ref), rel(tor, ref), 1e-5)
+    L = sz(512, 40)
+    q = torch.randn(1, 8, L, 64, device=DEV, dtype=BF16)
+    k = torch.randn(1, 2, L, 64, device=DEV, dtype=BF16)
+    hq = entropy_sweep_fwd(None, eps[:4], q=q, k=k, causal=True)
+    s = q.float() @ k.float().repeat_interleave(4, 1).transpose(-1, -2)
+    s = s.masked_fill(torch.ones(L, L, dtype=torch.bool, device=DEV).triu(1), float("-inf"))
+    ref = torch.stack([entropy(s.double(), float(e)) for e in eps[:4]], -1)
+    s_lo = (q @ k.repeat_interleave(4, 1).transpose(-1, -2)).float().masked_fill(
+        ~torch.isfinite(s), float("-inf"))
+    tor = torch.stack([entropy(s_lo, float(e)) for e in eps[:4]], -1)
+    check("entropy_sweep q/k 8x512 D64 bf16 causal K4", rel(hq, ref), rel(tor, ref), 1e-5)
+    hja.POISON = False
+
+
+# ------------------------------------------------------------------------------------ timing
+def time_attention():
+    for D in (64, 128):
+        for causal in (False, True):
+            _time_attention_case(sz(4, 1), sz(16, 2), sz(4096, 48), D, causal)
+
+
+def _time_attention_case(B: int, H: int, S: int, D: int, causal: bool) -> None:
+    from torch.nn.attention import SDPBackend
+
+    q = torch.randn(B, H, S, D, device=DEV, dtype=BF16)
+    k, v = torch.randn_like(q), torch.randn_like(q)
+    scale = D ** -0.5
+    flops = 4 * B * H * S * S * D * (0.5 if causal else 1.0)
+    t0 = time.time()
+    hja.hj_attention_fwd(q, k, v, None, scale, causal, -1, 0)  # autotune + compile
+    sync()
+    tune_s = time.time() - t0
+    res = {"ours": bench(lambda: hja.hj_attention_fwd(q, k, v, None, scale, causal,
+                                                      -1, 0))}
+    for name, be in (("flash", SDPBackend.FLASH_ATTENTION),
+                     ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                     ("mem_efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        try:
+            res[name] = bench(lambda be=be: sdpa(q, k, v, causal, be))
+        except Exception as exc:
+            res[name] = float("nan")
+            RESULTS["errors"].append(f"sdpa {name}: {exc!r}")
+    res["eager+entropy"] = bench(lambda: eager_entropy(q, k, v, scale, causal), reps=5,
+                                 warmup=1)
+    latency = {  # one isolated call, host launch overhead included
+        "ours": bench(lambda: hja.hj_attention_fwd(q, k, v, None, scale, causal, -1, 0),
+                      synced=True),
+        "flash": bench(lambda: sdpa(q, k, v, causal, SDPBackend.FLASH_ATTENTION), synced=True),
+    }
+    if not DRY:
+        torch.cuda.empty_cache()
+    # the autotuned config, checked on 2 heads of the timed problem (poisoned outputs)
+    hja.POISON = True
+    o, lse, ent, _, _ = hja.hj_attention_fwd(q, k, v, None, scale, causal, -1, 0)
+    hja.POISON = False
+    qs, ks, vs = q[:1, :2], k[:1, :2], v[:1, :2]
+    ro, rlse, rent, _ = attn_ref32(qs, ks, vs, scale, causal)
+    fo = sdpa(qs, ks, vs, causal, SDPBackend.FLASH_ATTENTION)
+    nm = f"attn timed B{B} H{H} S{S} D{D} c{int(causal)} (tuned config)"
+    check(nm + " out", rel(o[:1, :2], ro), rel(fo, ro))
+    check(nm + " lse", rel(lse[:1, :2], rlse), 1e-6, 1e-5)
+    check(nm + " entropy", rel(ent[:1, :2], rent), 1e-6, 1e-4)
+    del ro, rlse, rent
+    cfg, cfg_ms = None, None
+    kern = hja._AUTOTUNED.get("large-d64" if D <= 64 else "large")
+    if kern is not None and getattr(kern, "best_config", None) is not None:
+        cfg = str(kern.best_config)
+        timings = getattr(kern, "configs_timings", None) or {}
+        cfg_ms = {str(c): (t[0] if isinstance(t, list | tuple) else t) for c, t in
+                  timings.items()}
+    entry = dict(op="hj_attention", B=B, H=H, S=S, D=D, causal=causal, dtype="bf16",
+                 ms=res, tflops={k_: flops / (t * 1e-3) / 1e12 for k_, t in res.items()},
+                 vs_flash=res["flash"] / res["ours"],
+                 vs_eager=res["eager+entropy"] / res["ours"],
+                 vs_cudnn=res["cudnn"] / res["ours"], tune_s=tune_s, best_config=cfg,
+                 config_ms=cfg_ms, synced_latency_ms=latency)
+    RESULTS["timings"].append(entry)
+    ROWS.append((f"hj_attention D{D} c{int(causal)}", res["ours"],
+                 f"flash {res['flash']:.3f} / cudnn {res['cudnn']:.3f} / "
+                 f"eager+H {res['eager+entropy']:.2f}",
+                 f"{entry['vs_flash']:.2f}x flash, {entry['vs_eager']:.1f}x eager",
+                 f"{entry['tflops']['ours']:.0f} TF/s"))
+    log(f"attention D{D} causal={causal}: {res} synced latency {latency} (tune {tune_s:.1f}s, "
+        f"{cfg}) all: {cfg_ms}")
+
+
+def time_hopf_cole():
+    for dt in (torch.float32, BF16):
+        _time_hopf_cole_case(sz(4096, 40), sz(65536, 300), 128, 0.5, dt)
+
+
+def _time_hopf_cole_case(M: int, N: int, d: int, eps: float, dt: torch.dtype) -> None:
+    sets = [(torch.randn(M, d, device=DEV, dtype=dt),
+             (torch.randn(N, d, device=DEV) / math.sqrt(d)).to(dt),
+             torch.randn(N, device=DEV, dtype=dt)) for _ in range(4)]
+    it = [0]
+
+    def nxt():
+        it[0] = (it[0] + 1) % len(sets)
+        return sets[it[0]]
+
+    def ours():
+        x, W, b = nxt()
+        return hopf_cole_fwd(x, W, b, eps, 0)
+
+    def plain():
+        x, W, b = nxt()
+        z = (x @ W.T + b) / eps  # [M, N]
+        lse = torch.logsumexp(z, -1)
+        p = torch.softmax(z, -1)
+        return eps * lse, p @ W, lse - (p * z).sum(-1)
+
+    ours()
+    sync()
+    res, mem = {}, {}
+    for name, fn in (("ours", ours), ("plain", plain)):
+        if not DRY:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        base = 0 if DRY else torch.cuda.memory_allocated()
+        res[name] = bench(fn, reps=15)
+        mem[name] = 0.0 if DRY else (torch.cuda.max_memory_allocated() - base) / 2**20
+    if dt == torch.float32:
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        res["plain_tf32"] = bench(plain, reps=15)
+        torch.backends.cuda.matmul.allow_tf32 = before
+    x, W, b = sets[0]
+    hja.POISON = True
+    val, grad, ent, _, _ = hopf_cole_fwd(x, W, b, eps, 0)
+    hja.POISON = False
+    z64 = (x[:256].double() @ W.double().T + b.double()) / eps
+    lse64 = torch.logsumexp(z64, -1)
+    p64 = torch.softmax(z64, -1)
+    nm = f"hopf_cole timed {str(dt)[6:]} (tuned config, 256 rows)"
+    check(nm + " value", rel(val[:256], eps * lse64), 0.0, 3e-3)
+    check(nm + " grad", rel(grad[:256], p64 @ W.double()), 0.0, 1e-2)
+    check(nm + " entropy", rel(ent[:256], lse64 - (p64 * z64).sum(-1)), 0.0, 1e-2)
+    del z64, p64
+    cfg = str(getattr(hja._AUTOTUNED.get("large-kv"), "best_config", None))
+    entry = dict(op="hopf_cole", M=M, N=N, d=d, dtype=str(dt)[6:], ms=res, peak_mib=mem,
+                 best_config=cfg,
+                 speedup=res["plain"] / res["ours"],
+                 speedup_vs_tf32=res.get("plain_tf32", res["plain"]) / res["ours"])
+    RESULTS["timings"].append(entry)
+    extra = f" / tf32 {res['plain_tf32']:.2f}" if "plain_tf32" in res else ""
+    ROWS.append((f"hopf_cole {str(dt)[6:]}", res["ours"], f"plain {res['plain']:.2f}{extra}",
+                 f"{entry['speedup']:.1f}x (vs tf32 {entry['speedup_vs_tf32']:.1f}x)",
+                 f"peak {mem['ours']:.0f} vs {mem['plain']:.0f} MiB"))
+    log(f"hopf_cole {dt}: {res} peak MiB {mem} config {cfg}")
+
+
+def time_sweep():
+    from hjplug.math import entropy
+
+    eps = torch.logspace(-1, 1, 16, dtype=torch.float64)
+    R, N = sz(16384, 20), sz(4096, 100)
+    z = torch.randn(R, N, device=DEV) * 3  # 256 MiB, > L2
+    res = {}
+    for method in ("online", "kouter"):
+        entropy_sweep_fwd(z, eps, method=method)
+        sync()
+        res[method] = bench(lambda method=method: entropy_sweep_fwd(z, eps, method=method))
+    res["16 passes"] = bench(lambda: [entropy(z, float(e)) for e in eps], reps=10)
+    from hjplug.kernels.triton import entropy_sweep as esw
+
+    cfgs = {k_: str(getattr(v, "best_config", None)) for k_, v in esw._AUTOTUNED.items()}
+    entry = dict(op="entropy_sweep", rows=R, N=N, K=16, dtype="fp32", ms=res, configs=cfgs,
+                 speedup={m: res["16 passes"] / res[m] for m in ("online", "kouter")})
+    RESULTS["timings"].append(entry)
+    for m in ("online", "kouter"):
+        ROWS.append((f"entropy_sweep K16 {m}", res[m], f"16 passes {res['16 passes']:.2f}",
+                     f"{entry['speedup'][m]:.1f}x", ""))
+    log(f"entropy_sweep: {res} {cfgs}")
+
+
+def main() -> int:
+    name = "CPU (dry run)" if DRY else torch.cuda.get_device_properties(0).name
+    RESULTS["env"] = dict(device=name,
+                          torch=torch.__version__, triton=triton.__version__,
+                          date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    log(f"{RESULTS['env']}")
+    for fn in (correctness_attention, correctness_hopf_cole, correctness_sweep, time_attention,
+               time_hopf_cole, time_sweep):
+        log(f"--- {fn.__name__}")
+        section(fn)
+    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent
+    if DRY and not os.environ.get("OUT"):
+        out_dir = Path("/tmp")
+    (out_dir / "gpu_check.json").write_text(json.dumps(RESULTS, indent=1, default=str))
+    n_ok = sum(1 for c in RESULTS["checks"] if c["ok"])
+    print(f"\n== {RESULTS['env']['device']}, torch {torch.__version__}, triton "
+          f"{triton.__version__}: checks {n_ok}/{len(RESULTS['checks'])} passed, "
+          f"{len(RESULTS['errors'])} errors, {time.time() - T0:.0f}s ==")
+    for c in RESULTS["checks"]:
+        if not c["ok"]:
+            print(f"FAILED: {c}")
+    for e in RESULTS["errors"]:
+        print(f"ERROR: {e}")
+    print(f"{'kernel':<26}{'ours ms':>9}  {'baselines ms':<44}{'ratio':<34}note")
+    for name, ours, base, ratio, note in ROWS:
+        print(f"{name:<26}{ours:>9.3f}  {base:<44}{ratio:<34}{note}")
+    return 0 if n_ok == len(RESULTS["checks"]) and not RESULTS["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The public kernel entry points: validate, then call the `hjplug::<op>` custom op (which
+dispatches to Triton or the reference twin through the registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from hjplug.kernels import ops
+from hjplug.kernels._checks import check_attention, check_eps_values, check_hopf_cole
+from hjplug.kernels.records import HJAttentionOutput, HopfColeOutput
+from hjplug.kernels.reference.entropy_sweep import check_sweep
+
+__all__ = ["entropy_sweep", "hj_attention", "hopf_cole"]
+
+
+def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
+                 causal: bool = False, bias: Tensor | None = None, window: int | None = None,
+                 topk: int = 0) -> HJAttentionOutput:
+    """One HJ attention step with its ε-statistics (see HJAttentionOutput), ε = 1/scale.
+
+    q [B, H, Sq, D]; k, v [B, Hk, Sk, D] with Hk | H (grouped-query); scale defaults to 1/√D;
+    bias broadcastable to [B, H, Sq, Sk] (additive float, −inf = removed; or bool, True = keep);
+    causal aligned bottom-right (KV cache); window w keeps |i − j| < w (j ≤ i when causal).
+    """
+    scale_f, win = check_attention(q, k, v, scale, bias, window, topk)
+    out, lse, ent, tw, ti = ops.hj_attention_op(q, k, v, bias, scale_f, bool(causal), win, topk)
+    return HJAttentionOutput(out, lse, ent, tw if topk else None, ti if topk else None)
+
+
+def hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float = 1.0, *, topk: int = 0
+              ) -> HopfColeOutput:
+    """f_ε(x) = ε·LSE((x Wᵀ + b)/ε) [M], ∇f = Σ π_j W_j [M, d], H(π) [M], optional top-k π.
+
+    x [M, d], W [N, d], b [N]; streams over the N atoms (the M×N logits are never stored).
+    """
+    e = check_hopf_cole(x, W, b, eps, topk)
+    value, grad, ent, tw, ti = ops.hopf_cole_op(x, W, b, e, topk)
+    return HopfColeOutput(value, grad, ent, tw if topk else None, ti if topk else None)
+
+
+def entropy_sweep(logits: Tensor | None = None, eps: Sequence[float] | Tensor = (1.0,), *,
+                  q: Tensor | None = None, k: Tensor | None = None, causal: bool = False
+                  ) -> Tensor:
+    """H(softmax(z/ε_k)) for K values ε_k in one pass: logits [..., N] → [..., K], or
+    q [B, H, Sq, D], k [B, Hk, Sk, D] (z = q·kᵀ unscaled; ε = √D is standard attention)
+    → [B, H, Sq, K]."""
+    check_sweep(logits, q, k)
+    ev = check_eps_values(eps)
+    return ops.entropy_sweep_op(logits, ev, q, k, bool(causal))

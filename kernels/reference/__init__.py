@@ -1,0 +1,1 @@
+"""Pure-PyTorch twins of the fused kernels (same signatures, plus an optional `chunk`)."""

@@ -1,0 +1,1 @@
+"""Triton kernels (each module imports triton at its top: import these modules lazily only)."""

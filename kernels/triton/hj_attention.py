@@ -1,0 +1,416 @@
+"""Fused HJ attention forward in Triton: output, log-partition, entropy (and top-k) in one pass.
+
+Per query block the keys are streamed in tiles with flash-style online rescaling, in log2 units
+u = s·log2(e) (s = scale·q·kᵀ + bias):
+    m ← max(m, max_j u_j);  α = 2^{m_old − m}
+    l ← α·l + Σ_j 2^{u_j − m}                      (running partition)
+    a ← α·(a + l_old·(m_old − m)) + Σ_j 2^{u_j − m}·(u_j − m)   (entropy accumulator)
+    acc ← α·acc + P·V
+    lse = ln2·(m + log2 l),  H = ln2·(log2 l − a/l)  (= lse − E_π[s], no cancellation)
+The entropy costs one multiply-add and one row sum per score on top of flash attention.
+Tiles fully inside the visible band skip all masking; edge tiles (causal diagonal, window edges,
+key tail) mask. For few query blocks the keys are split across programs (split-K) and the
+partial results are merged in PyTorch (lse by logsumexp, entropy by the chain rule
+H = Σ_s w_s H_s + H(w), w_s = e^{lse_s − lse}).
+Rows with no visible key: out = 0, lse = −inf, H = 0. A score below −1e30 counts as removed.
+
+Backward: `HJAttentionFunction` recomputes through the PyTorch reference twin (chunked, fp32) and
+differentiates that: one extra forward plus an autograd backward that keeps every chunk's
+probabilities, i.e. O(B·H·Sq·Sk) time and memory. A fused backward is later work.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from hjplug.kernels.records import HJAttentionOutput
+from hjplug.kernels.triton._config import interpreting, num_sms
+
+__all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd"]
+
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
+MAX_TOPK = 32
+SPLIT_ALIGN = 128  # split boundaries are multiples of every BLOCK_N in use
+
+
+@triton.jit
+def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, offs_n, offs_d,
+          lo, hi, Sq, Sk, D, offset, WINDOW, qk_scale, skn, skd, svn, svd, sbm, sbn,
+          BLOCK_N: tl.constexpr, MASKED: tl.constexpr, EVEN_D: tl.constexpr,
+          CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr,
+          BIAS_ROW: tl.constexpr, KV_SAME: tl.constexpr, TOPK: tl.constexpr,
+          TOPK_PAD: tl.constexpr, DOT_PREC: tl.constexpr, ROUND_P: tl.constexpr):
+    for start_n in range(lo, hi, BLOCK_N):
+        start_n = tl.multiple_of(start_n, BLOCK_N)
+        cols = start_n + offs_n  # [BN]
+        k_ptrs = k_base + cols[:, None] * skn + offs_d[None, :] * skd  # [BN, BD]
+        if MASKED:
+            k = tl.load(k_ptrs, mask=(cols[:, None] < Sk) & (offs_d[None, :] < D), other=0.0)
+        elif EVEN_D:
+            k = tl.load(k_ptrs)
+        else:
+            k = tl.load(k_ptrs, mask=offs_d[None, :] < D, other=0.0)
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # [BM, BN] log2 units
+        if HAS_BIAS:
+            if BIAS_ROW:
+                bias = tl.load(bias_base + cols * sbn, mask=cols < Sk, other=0.0)  # [BN]
+                qk += bias.to(tl.float32)[None, :] * 1.4426950408889634
+            else:
+                b_ptrs = bias_base + offs_m[:, None] * sbm + cols[None, :] * sbn
+                bias = tl.load(b_ptrs, mask=(offs_m[:, None] < Sq) & (cols[None, :] < Sk),
+                               other=0.0)
+                qk += bias.to(tl.float32) * 1.4426950408889634
+        if MASKED:
+            ok = cols[None, :] < Sk
+            if CAUSAL:
+                ok = ok & (cols[None, :] <= offs_m[:, None] + offset)
+            if HAS_WINDOW:
+                ok = ok & (cols[None, :] > offs_m[:, None] + offset - WINDOW)
+                if not CAUSAL:
+                    ok = ok & (cols[None, :] < offs_m[:, None] + offset + WINDOW)
+            qk = tl.where(ok, qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))  # [BM]
+        d = qk - m_new[:, None]  # [BM, BN] ≤ 0
+        if MASKED or HAS_BIAS:
+            d = tl.maximum(d, -1.0e4)  # −inf → −1e4: 2^d = 0 and 0·d = 0 (no NaN)
+        p = tl.math.exp2(d)
+        alpha = tl.math.exp2(m_i - m_new)  # m starts at −1e30 (finite): no inf − inf
+        a_i = alpha * (a_i + l_i * (m_i - m_new)) + tl.sum(p * d, 1)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if KV_SAME:
+            v = k
+        else:
+            v_ptrs = v_base + cols[:, None] * svn + offs_d[None, :] * svd  # [BN, BD]
+            if MASKED:
+                v = tl.load(v_ptrs, mask=(cols[:, None] < Sk) & (offs_d[None, :] < D), other=0.0)
+            elif EVEN_D:
+                v = tl.load(v_ptrs)
+            else:
+                v = tl.load(v_ptrs, mask=offs_d[None, :] < D, other=0.0)
+        acc = acc * alpha[:, None]
+        if ROUND_P:  # tf32 MMAs truncate: round p to nearest tf32 first (unbiased, like cuBLAS)
+            pb = p.to(tl.int32, bitcast=True)
+            p = ((pb + 0x1000) & -8192).to(tl.float32, bitcast=True)
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PREC)
+        m_i = m_new
+        if TOPK > 0:
+            slots = tl.arange(0, TOPK_PAD)
+            work = qk
+            for _t in tl.static_range(TOPK):
+                cmax = tl.max(work, 1)  # [BM]
+                carg = tl.argmax(work, 1)  # [BM]
+                amin = tl.argmin(topv, 1)
+                take = cmax > tl.min(topv, 1)
+                hit = (slots[None, :] == amin[:, None]) & take[:, None]
+                topv = tl.where(hit, cmax[:, None], topv)
+                topi = tl.where(hit, (start_n + carg)[:, None], topi)
+                work = tl.where(offs_n[None, :] == carg[:, None], float("-inf"), work)
+    return acc, l_i, a_i, m_i, topv, topi
+
+
+@triton.jit
+def _hj_attn_fwd(
+    Q, K, V, BIAS, OUT, LSE, ENT, TOPV, TOPI,
+    qk_scale,
+    sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    sbb, sbh, sbm, sbn, sob, soh, som, sod, sos,
+    H, Sq, Sk, D, GROUP, offset, WINDOW, split_len,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    EVEN_D: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr,
+    HAS_BIAS: tl.constexpr, BIAS_ROW: tl.constexpr, KV_SAME: tl.constexpr,
+    TOPK: tl.constexpr, TOPK_PAD: tl.constexpr, DOT_PREC: tl.constexpr, ROUND_P: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    if CAUSAL:  # longest rows first: better tail balance across the SMs
+        pid_m = tl.num_programs(0) - 1 - pid_m
+    pid_bh = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    b = pid_bh // H
+    h = pid_bh % H
+    hk = h // GROUP
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    q_ptrs = Q + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd
+    q = tl.load(q_ptrs, mask=(offs_m[:, None] < Sq) & (offs_d[None, :] < D), other=0.0)
+    k_base = K + b * skb + hk * skh
+    v_base = V + b * svb + hk * svh
+    bias_base = BIAS + b * sbb + h * sbh
+
+    # key range of this block (and split): masked [lo, lo_f), unmasked [lo_f, hi_f), masked
+    # [hi_f, hi); rows are absolute positions row = i + offset, offset = Sk − Sq.
+    row_lo = pid_m * BLOCK_M + offset
+    row_hi = row_lo + BLOCK_M - 1
+    s0 = pid_s * split_len
+    s1 = tl.minimum(s0 + split_len, Sk)
+    hi = s1
+    hi_f = (Sk // BLOCK_N) * BLOCK_N
+    lo = s0
+    lo_f = s0
+    if CAUSAL:
+        hi = tl.minimum(hi, tl.maximum(row_hi + 1, 0))
+        hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + 1, 0) // BLOCK_N) * BLOCK_N)
+    if HAS_WINDOW:
+        lo = tl.maximum(lo, (tl.maximum(row_lo - WINDOW + 1, 0) // BLOCK_N) * BLOCK_N)
+        lo_f = tl.maximum(lo, tl.cdiv(tl.maximum(row_hi - WINDOW + 1, 0), BLOCK_N) * BLOCK_N)
+        if not CAUSAL:
+            hi = tl.minimum(hi, tl.maximum(row_hi + WINDOW, 0))
+            hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + WINDOW, 0) // BLOCK_N) * BLOCK_N)
+    hi = tl.maximum(hi, lo)
+    lo_f = tl.minimum(tl.maximum(lo_f, lo), hi)
+    hi_f = tl.maximum(tl.minimum(hi_f, hi), lo_f)
+
+    m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    a_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    slots = tl.arange(0, TOPK_PAD)
+    topv = tl.where(slots[None, :] < TOPK, float("-inf"), float("inf")) + tl.zeros(
+        [BLOCK_M, TOPK_PAD], dtype=tl.float32)
+    topi = tl.full([BLOCK_M, TOPK_PAD], -1, dtype=tl.int32)
+
+    acc, l_i, a_i, m_i, topv, topi = _tile(
+        acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, offs_n, offs_d,
+        lo, lo_f, Sq, Sk, D, offset, WINDOW, qk_scale, skn, skd, svn, svd, sbm, sbn,
+        BLOCK_N, True, EVEN_D, CAUSAL, HAS_WINDOW, HAS_BIAS, BIAS_ROW, KV_SAME, TOPK, TOPK_PAD,
+        DOT_PREC, ROUND_P)
+    acc, l_i, a_i, m_i, topv, topi = _tile(
+        acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, offs_n, offs_d,
+        lo_f, hi_f, Sq, Sk, D, offset, WINDOW, qk_scale, skn, skd, svn, svd, sbm, sbn,
+        BLOCK_N, False, EVEN_D, CAUSAL, HAS_WINDOW, HAS_BIAS, BIAS_ROW, KV_SAME, TOPK, TOPK_PAD,
+        DOT_PREC, ROUND_P)
+    acc, l_i, a_i, m_i, topv, topi = _tile(
+        acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, offs_n, offs_d,
+        hi_f, hi, Sq, Sk, D, offset, WINDOW, qk_scale, skn, skd, svn, svd, sbm, sbn,
+        BLOCK_N, True, EVEN_D, CAUSAL, HAS_WINDOW, HAS_BIAS, BIAS_ROW, KV_SAME, TOPK, TOPK_PAD,
+        DOT_PREC, ROUND_P)
+
+    seen = l_i > 0
+    l_safe = tl.where(seen, l_i, 1.0)
+    log2l = tl.math.log2(l_safe)
+    lse = tl.where(seen, (m_i + log2l) * 0.6931471805599453, float("-inf"))
+    ent = tl.where(seen, (log2l - a_i / l_safe) * 0.6931471805599453, 0.0)
+    out = acc / l_safe[:, None]
+    row_ok = offs_m < Sq
+    o_ptrs = (OUT + pid_s * sos + b * sob + h * soh + offs_m[:, None] * som
+              + offs_d[None, :] * sod)
+    tl.store(o_ptrs, out.to(OUT.dtype.element_ty), mask=row_ok[:, None] & (offs_d[None, :] < D))
+    stat_off = (pid_s * (tl.num_programs(1) * Sq)) + pid_bh * Sq + offs_m  # [S, B·H, Sq] layout
+    tl.store(LSE + stat_off, lse, mask=row_ok)
+    tl.store(ENT + stat_off, ent, mask=row_ok)
+    if TOPK > 0:
+        topv = tl.where(slots[None, :] < TOPK, topv, float("-inf"))
+        for t in tl.static_range(TOPK):
+            vmax = tl.max(topv, 1)
+            am = tl.argmax(topv, 1)
+            hit = slots[None, :] == am[:, None]
+            idx = tl.sum(tl.where(hit, topi, 0), 1)
+            tl.store(TOPV + stat_off * TOPK + t, vmax * 0.6931471805599453, mask=row_ok)
+            tl.store(TOPI + stat_off * TOPK + t, idx, mask=row_ok)
+            topv = tl.where(hit, float("-inf"), topv)
+            topi = tl.where(hit, -1, topi)
+
+
+# ----------------------------------------------------------------------------- configs / launch
+
+_FIXED = {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
+_AUTOTUNED: dict[str, object] = {}
+AUTOTUNE = True  # False: the first GPU config only (quick compiles, e.g. for correctness sweeps)
+POISON = False  # True: outputs start as NaN / −7 so unwritten elements show (gpu_check)
+
+
+def new_output(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """torch.empty, or a poisoned buffer when POISON is set."""
+    if not POISON:
+        return torch.empty(shape, dtype=dtype, device=device)
+    fill = float("nan") if dtype.is_floating_point else -7
+    return torch.full(shape, fill, dtype=dtype, device=device)
+
+
+def _gpu_configs(small_q: bool, kv_same: bool = False, small_d: bool = False
+                 ) -> list[triton.Config]:
+    if kv_same and not small_q:  # Hopf–Cole: one operand stream, often fp32 (tf32) tiles
+        return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3),
+                triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
+                triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=3)]
+    if small_q:
+        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 64}, num_warps=4, num_stages=3),
+                triton.Config({"BLOCK_M": 16, "BLOCK_N": 128}, num_warps=4, num_stages=3)]
+    base = [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=3),
+            triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=3),
+            triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)]
+    if small_d:  # head dim ≤ 64: softmax-bound, worth a wider search
+        base += [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=4),
+                 triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=4, num_stages=3),
+                 triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3)]
+    return base
+
+
+def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False):
+    """The autotuned kernel on GPU (a small config list), the plain one in the interpreter."""
+    if interpreting():
+        return _hj_attn_fwd
+    small_d = small_d and not (small_q or kv_same)
+    key = ("small" if small_q else "large") + ("-kv" if kv_same and not small_q else "") + (
+        "-d64" if small_d else "")
+    if not AUTOTUNE:
+        key = "fixed-" + key
+        if key not in _AUTOTUNED:
+            _AUTOTUNED[key] = triton.autotune(configs=_gpu_configs(small_q, kv_same)[:1],
+                                              key=["BLOCK_D"])(_hj_attn_fwd)
+        return _AUTOTUNED[key]
+    if key not in _AUTOTUNED:
+        _AUTOTUNED[key] = triton.autotune(
+            configs=_gpu_configs(small_q, kv_same, small_d),
+            key=["BLOCK_D", "CAUSAL", "HAS_WINDOW", "HAS_BIAS", "KV_SAME", "TOPK", "DOT_PREC",
+                 "split_len"],
+        )(_hj_attn_fwd)
+    return _AUTOTUNED[key]
+
+
+def _as_bias(bias: Tensor | None, shape: tuple[int, int, int, int], device: torch.device
+             ) -> tuple[Tensor, tuple[int, int, int, int], bool]:
+    if bias is None:
+        return torch.empty(1, device=device), (0, 0, 0, 0), False
+    if bias.dtype == torch.bool:
+        bias = torch.where(bias, 0.0, float("-inf")).to(torch.float32)
+    while bias.dim() < 4:
+        bias = bias.unsqueeze(0)
+    bias = bias.expand(shape)  # strides 0 on broadcast dims, nothing copied
+    return bias, tuple(bias.stride()), True  # type: ignore[return-value]
+
+
+def _n_splits(programs: int, sk: int, device: torch.device) -> int:
+    """Split keys across programs when too few query blocks exist to fill the GPU: about two
+    waves of programs, never more (a third, mostly idle wave costs as much as a full one)."""
+    target = 2 * num_sms(device.index or 0) if device.type == "cuda" else 2
+    if programs * 2 > target or sk <= 2 * SPLIT_ALIGN:
+        return 1
+    return max(1, min(target // programs, sk // (2 * SPLIT_ALIGN), 64))
+
+
+def hj_attention_fwd(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
+    window: int, topk: int, *, kv_same: bool = False, precision: str = "ieee",
+    splits: int | None = None, round_p: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Launch the kernel: (out [B,H,Sq,D], lse [B,H,Sq] fp32, entropy, topk weights, indices).
+
+    `precision` is the fp32 dot mode ("ieee" exact, "tf32" faster, ~1e-3 relative); half
+    inputs always multiply in their own precision with fp32 accumulation.
+    """
+    B, H, Sq, D = q.shape
+    Hk, Sk = k.shape[1], k.shape[2]
+    interp = interpreting()
+    small_q = Sq <= 16
+    bm = 16 if (interp or small_q) else 128
+    programs = triton.cdiv(Sq, bm) * B * H
+    splits = splits or _n_splits(programs, Sk, q.device)
+    align = 16 if interp else SPLIT_ALIGN  # a multiple of every BLOCK_N of the configs in use
+    split_len = triton.cdiv(triton.cdiv(Sk, splits), align) * align
+    splits = triton.cdiv(Sk, split_len)
+    block_d = max(16, triton.next_power_of_2(D))
+    odt = q.dtype if splits == 1 else torch.float32
+    out = new_output((splits, B, H, Sq, D), odt, q.device)
+    lse = new_output((splits, B, H, Sq), torch.float32, q.device)
+    ent = new_output((splits, B, H, Sq), torch.float32, q.device)
+    tk = min(topk, MAX_TOPK) if topk else 0
+    topv = new_output((splits, B, H, Sq, max(tk, 1)), torch.float32, q.device)
+    topi = new_output((splits, B, H, Sq, max(tk, 1)), torch.int32, q.device)
+    bias_t, bstr, has_bias = _as_bias(bias, (B, H, Sq, Sk), q.device)
+    prec = precision if q.dtype == torch.float32 else "tf32"
+    args = dict(
+        EVEN_D=block_d == D, CAUSAL=causal, HAS_WINDOW=window > 0, HAS_BIAS=has_bias,
+        BIAS_ROW=has_bias and bstr[2] == 0, KV_SAME=kv_same, TOPK=tk,
+        TOPK_PAD=max(1, triton.next_power_of_2(tk)) if tk else 1, DOT_PREC=prec,
+        ROUND_P=round_p and prec == "tf32" and q.dtype == torch.float32,
+    )
+    kern = _kernel(small_q, kv_same, block_d <= 64)
+
+    def grid(meta):
+        return (triton.cdiv(Sq, meta["BLOCK_M"]), B * H, splits)
+
+    launch_args = (
+        q, k, v, bias_t, out, lse, ent, topv, topi, scale * LOG2E,
+        *q.stride(), *k.stride(), *v.stride(), *bstr, *out.stride()[1:], out.stride(0),
+        H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0), split_len,
+    )
+    if interp:
+        kern[grid](*launch_args, BLOCK_M=_FIXED["BLOCK_M"], BLOCK_N=_FIXED["BLOCK_N"],
+                   BLOCK_D=block_d, num_warps=4, num_stages=1, **args)
+    else:
+        kern[grid](*launch_args, BLOCK_D=block_d, **args)
+    tw = ti = None
+    if splits == 1:
+        o, ls, en = out[0], lse[0], ent[0]
+        if tk:
+            tw, ti = topv[0], topi[0]
+    else:
+        o, ls, en = _merge_splits(out, lse, ent)
+        o = o.to(q.dtype)
+        if tk:
+            sv = topv.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
+            si = topi.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
+            tw, pos = sv.topk(tk, dim=-1)
+            ti = si.gather(-1, pos)
+    if tk:
+        assert tw is not None and ti is not None
+        ti = torch.where(torch.isfinite(tw), ti.long(), -1)
+        ls_safe = ls.masked_fill(~torch.isfinite(ls), 0.0)  # rows with no visible key
+        tw = torch.exp(tw - ls_safe.unsqueeze(-1))  # raw scores → π (0 for removed keys)
+        if tk < topk:
+            pad = topk - tk
+            tw = torch.cat([tw, tw.new_zeros((*tw.shape[:-1], pad))], -1)
+            ti = torch.cat([ti, ti.new_full((*ti.shape[:-1], pad), -1)], -1)
+    return o, ls, en, tw, ti
+
+
+def _merge_splits(out: Tensor, lse: Tensor, ent: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Combine per-split results over disjoint key sets: lse = LSE_s lse_s, w_s = e^{lse_s−lse},
+    out = Σ w_s out_s, H = Σ w_s H_s + H(w)."""
+    tot = torch.logsumexp(lse, dim=0)  # [B, H, Sq]
+    tot_safe = torch.where(torch.isfinite(tot), tot, torch.zeros_like(tot))
+    w = torch.exp(lse - tot_safe)  # [S, B, H, Sq]; 0 for empty splits
+    logw = torch.where(w > 0, lse - tot_safe, torch.zeros_like(w))
+    o = (w.unsqueeze(-1) * out).sum(0)
+    h = (w * (ent - logw)).sum(0)
+    return o, tot, h
+
+
+def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
+                 causal: bool = False, bias: Tensor | None = None, window: int | None = None,
+                 topk: int = 0) -> HJAttentionOutput:
+    """Triton forward with recompute backward (see module docstring for the formula and cost)."""
+    from hjplug.kernels._checks import check_attention
+
+    scale_f, win = check_attention(q, k, v, scale, bias, window, topk)
+    out, lse, ent, tw, ti = HJAttentionFunction.apply(q, k, v, bias, scale_f, causal, win, topk)
+    return HJAttentionOutput(out, lse, ent, tw if topk else None, ti if topk else None)
+
+
+class HJAttentionFunction(torch.autograd.Function):
+    """Triton forward; backward by recompute through the reference twin (cost: see module doc)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, scale, causal, window, topk):  # type: ignore[override]
+        ctx.save_for_backward(q, k, v, bias)
+        ctx.cfg = (scale, causal, window, topk)
+        out, lse, ent, tw, ti = hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
+        if tw is None:
+            tw = lse.new_empty((*lse.shape, 0))
+            ti = torch.empty((*lse.shape, 0), dtype=torch.long, device=lse.device)
+        ctx.mark_non_differentiable(ti)
+        return out, lse, ent, tw, ti
+
+    @staticmethod
+    def backward(ctx, g_out, g_lse, g_ent, g_tw, g_ti):  # type: ignore[override]
+        from hjplug.kernels._backward import attention_vjp
+
+        grads = attention_vjp(ctx.saved_tensors, ctx.cfg, ctx.needs_input_grad[:4],
+                              (g_out, g_lse, g_ent, g_tw))
+        return (*grads, None, None, None, None)
+
