@@ -1,0 +1,214 @@
+"""The attention function registered in transformers' `AttentionInterface` as "hjplug".
+
+One attention head reads as a Hopf–Cole (LSE) step in its query (paper-notes §4):
+
+    s_ij = scaling · q_i·k_j + b_ij            b = position bias + mask (−∞ = removed key)
+    z_ij = s_ij / λ_h                          λ_h = deformation of head h, ε_h = λ_h / scaling
+    π_ij = softmax_j(z_ij),   out_i = Σ_j π_ij v_j
+    λ_h = 0: π_i = uniform over argmax_j s_ij  (tropical / hard-max limit)
+
+Three paths, one visible branch in `hjplug_attention_forward`:
+  fast    no statistics, no deformation, no soft-cap → transformers' own SDPA call (identical
+          numerics to the stock "sdpa" model; nothing else runs)
+  kernel  statistics and/or λ_h > 0 → `hjplug.kernels.hj_attention` (blockwise: lse and entropy
+          in O(queries) memory per head; fused Triton on CUDA, PyTorch reference elsewhere)
+  eager   soft-cap c·tanh(s/c), a tropical head (λ_h = 0) or training-time dropout → readable
+          matmul / softmax / matmul
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hjplug.integrations.huggingface.records import AttentionStats, ModuleState
+
+__all__ = ["hjplug_attention_forward"]
+
+
+def _sdpa() -> Any:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward
+
+
+def hjplug_attention_forward(
+    module: torch.nn.Module,
+    query: Tensor,  # [B, H, Sq, D]
+    key: Tensor,  # [B, Hk, Sk, D], Hk | H (grouped-query)
+    value: Tensor,  # [B, Hk, Sk, Dv]
+    attention_mask: Tensor | None,  # bool [B|1, 1|H, Sq, Sk] (True = keep), float additive, None
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    position_bias: Tensor | None = None,  # T5-style relative bias [B|1, H, Sq, Sk]
+    softcap: float | None = None,
+    **kwargs: Any,
+) -> tuple[Tensor, Tensor | None]:
+    """AttentionInterface entry: returns (out [B, Sq, H, Dv], weights [B, H, Sq, Sk] or None)."""
+    state: ModuleState | None = getattr(module, "_hjplug", None)
+    if softcap is None and (state is None or state.idle):  # fast path: stock SDPA, nothing else
+        return _sdpa()(module, query, key, value, attention_mask, dropout=dropout,
+                       scaling=scaling, is_causal=is_causal, position_bias=position_bias,
+                       **kwargs)
+    return _hj_forward(module, state, query, key, value, attention_mask, dropout, scaling,
+                       is_causal, position_bias, softcap)
+
+
+def _combine_bias(mask: Tensor | None, position_bias: Tensor | None, dtype: torch.dtype
+                  ) -> Tensor | None:
+    """One bias b for the scores: bool (True = keep) or float additive with −∞ = removed key.
+
+    Float masks from transformers use finfo(dtype).min for removed keys: those become −∞ here so
+    that removed keys are never counted as atoms.
+    """
+    if mask is not None and mask.dtype != torch.bool:
+        floor = torch.finfo(mask.dtype).min / 2
+        mask = torch.where(mask <= floor, torch.full_like(mask, float("-inf")), mask)
+    if position_bias is None:
+        return mask
+    pb = position_bias.to(dtype)
+    if mask is None:
+        return pb
+    if mask.dtype == torch.bool:
+        return torch.where(mask, pb, torch.full_like(pb, float("-inf")))
+    return pb + mask.to(dtype)
+
+
+def _visible(bias: Tensor | None, causal: bool, shape: tuple[int, int, int, int],
+             device: torch.device) -> Tensor:
+    """k_i: number of unmasked keys per (batch, head, query) → [B, H, Sq] int64."""
+    B, H, Sq, Sk = shape
+    if bias is None and not causal:
+        return torch.full((B, H, Sq), Sk, dtype=torch.long, device=device)
+    vis = torch.ones(1, 1, Sq, Sk, dtype=torch.bool, device=device)  # [1, 1, Sq, Sk]
+    if bias is not None:
+        vis = vis & (bias if bias.dtype == torch.bool else torch.isfinite(bias))
+    if causal:  # aligned bottom-right (Sq == Sk here after cropping)
+        i = torch.arange(Sq, device=device).unsqueeze(1) + (Sk - Sq)
+        vis = vis & (torch.arange(Sk, device=device).unsqueeze(0) <= i)
+    return vis.sum(-1).expand(B, H, Sq).to(torch.long)
+
+
+def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tensor, key: Tensor,
+                value: Tensor, mask: Tensor | None, dropout: float, scaling: float | None,
+                is_causal: bool | None, position_bias: Tensor | None, softcap: float | None
+                ) -> tuple[Tensor, Tensor | None]:
+    B, H, Sq, D = query.shape
+    scale = D**-0.5 if scaling is None else float(scaling)
+    causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    causal = bool(Sq > 1 and mask is None and causal)  # same rule as transformers' SDPA path
+    if causal and key.shape[2] > Sq:  # empty static-cache slots: crop (as SDPA does)
+        key, value = key[:, :, :Sq], value[:, :, :Sq]
+        position_bias = None if position_bias is None else position_bias[..., :Sq]
+    Sk = key.shape[2]
+    bias = _combine_bias(mask, position_bias, query.dtype)
+    lam = None if state is None or state.scale is None else torch.tensor(
+        state.scale, dtype=torch.float64, device=query.device)  # [H]
+    drop = dropout if module.training else 0.0
+    topk = max(state.topk, default=0) if state is not None else 0
+    weights: Tensor | None = None
+    smax: Tensor | None = None
+    top: tuple[Tensor | None, Tensor | None] = (None, None)
+    viscous = state is None or state.scale is None or min(state.scale) > 0  # no λ_h = 0 head
+    if softcap is None and drop == 0.0 and viscous:
+        out, lse, ent, top = _kernel_path(query, key, value, bias, scale, causal, lam, topk)
+        backend = "kernel"
+        keys = _visible(bias, causal, (B, H, Sq, Sk), query.device)
+    else:
+        out, lse, ent, keys, weights, smax = _eager_path(query, key, value, bias, scale,
+                                                         causal, lam, softcap, drop)
+        backend = "eager"
+        if topk:
+            top = _topk(weights.float(), topk)  # weights: π [B, H, Sq, Sk]
+    if state is not None and (state.recorders or state.keep):
+        _deliver(state, scale, lam, lse, ent, keys, smax, backend, top, query.device)
+    return out.transpose(1, 2).contiguous(), weights  # [B, Sq, H, Dv]
+
+
+def _topk(p: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """k largest weights [B, H, Sq, k] and key indices (−1 where the weight is 0 / no key)."""
+    kk = min(k, p.shape[-1])
+    w, idx = p.topk(kk, dim=-1)
+    idx = torch.where(w > 0, idx, torch.full_like(idx, -1))
+    if kk < k:
+        w = torch.cat([w, w.new_zeros((*w.shape[:-1], k - kk))], dim=-1)
+        idx = torch.cat([idx, idx.new_full((*idx.shape[:-1], k - kk), -1)], dim=-1)
+    return w, idx
+
+
+def _kernel_path(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, scale: float,
+                 causal: bool, lam: Tensor | None, topk: int
+                 ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor | None, Tensor | None]]:
+    """λ_h folds into the query and the float bias: z = (scale·(q/λ)·k + b/λ)."""
+    from hjplug.kernels import hj_attention
+
+    if lam is not None:
+        inv = (1.0 / lam).to(query.dtype).view(1, -1, 1, 1)  # [1, H, 1, 1]
+        query = query * inv
+        if bias is not None and bias.dtype != torch.bool:
+            bias = bias * inv  # −∞ stays −∞; broadcasts to [B, H, Sq, Sk]
+    r = hj_attention(query, key, value, scale=scale, causal=causal, bias=bias, topk=topk)
+    return r.out, r.lse, r.entropy, (r.topk_weights, r.topk_indices)  # [B,H,Sq,Dv], [B,H,Sq]…
+
+
+def _eager_path(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, scale: float,
+                causal: bool, lam: Tensor | None, softcap: float | None, drop: float
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    B, H, Sq, _ = query.shape
+    Hk, Sk = key.shape[1], key.shape[2]
+    ct = torch.float32 if query.dtype in (torch.float16, torch.bfloat16) else query.dtype
+    g = H // Hk
+    k = key[:, :, None].expand(B, Hk, g, Sk, key.shape[-1]).reshape(B, H, Sk, -1)
+    v = value[:, :, None].expand(B, Hk, g, Sk, value.shape[-1]).reshape(B, H, Sk, -1)
+    s = scale * (query.to(ct) @ k.to(ct).transpose(-1, -2))  # [B, H, Sq, Sk]
+    if softcap is not None:
+        s = softcap * torch.tanh(s / softcap)  # not an LSE transform: heads are structural
+    if bias is not None:
+        s = s.masked_fill(~bias, float("-inf")) if bias.dtype == torch.bool else s + bias.to(ct)
+    if causal:
+        i = torch.arange(Sq, device=s.device).unsqueeze(1) + (Sk - Sq)
+        s = s.masked_fill(torch.arange(Sk, device=s.device).unsqueeze(0) > i, float("-inf"))
+    finite = torch.isfinite(s)
+    keys = finite.sum(-1)  # [B, H, Sq]
+    smax = s.amax(-1, keepdim=True)  # [B, H, Sq, 1]
+    z = s
+    if lam is not None:
+        lv = lam.to(ct).view(1, H, 1, 1)
+        tropical = torch.where((s == smax) & finite, 0.0, float("-inf")).to(ct)
+        z = torch.where(lv > 0, s / torch.where(lv > 0, lv, 1.0), tropical)
+    empty = keys == 0  # rows with no visible key: out = 0, lse = −∞, entropy = 0
+    z = z.masked_fill(empty.unsqueeze(-1), 0.0)
+    logp = torch.log_softmax(z, dim=-1)
+    p = logp.exp().masked_fill(empty.unsqueeze(-1), 0.0)  # π [B, H, Sq, Sk]
+    ent = -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)  # [B, H, Sq]
+    lse = torch.logsumexp(z, dim=-1).masked_fill(empty, float("-inf"))
+    if lam is not None:  # tropical heads: the log-partition of z = s/λ diverges (λ → 0)
+        lse = torch.where(lam.to(ct).view(1, H, 1) > 0, lse, lse.masked_fill(~empty, float("inf")))
+    pd = torch.nn.functional.dropout(p, drop, training=True) if drop > 0 else p
+    out = (pd @ v.to(ct)).to(query.dtype)  # [B, H, Sq, Dv]
+    return out, lse, ent, keys, p.to(query.dtype), smax.squeeze(-1)  # smax [B, H, Sq]
+
+
+def _deliver(state: ModuleState, scale: float, lam: Tensor | None, lse: Tensor, ent: Tensor,
+             keys: Tensor, smax: Tensor | None, backend: str,
+             top: tuple[Tensor | None, Tensor | None], device: torch.device) -> None:
+    H = lse.shape[1]
+    lam_h = torch.ones(H, dtype=torch.float64, device=device) if lam is None else lam
+    eps = (lam_h / scale).to(lse.dtype)  # [H]
+    lse, ent = lse.detach(), ent.detach()
+    e = eps.view(1, H, 1)
+    value = e * lse  # [B, H, Sq]
+    if smax is not None:  # tropical heads (ε_h = 0): value = max_j s_ij / scaling, lse = +∞
+        value = torch.where(e > 0, value, smax.detach().to(lse.dtype) / scale)
+    kf = keys.to(ent.dtype)
+    norm = torch.where(keys > 1, ent / kf.clamp_min(2).log(), torch.full_like(ent, float("nan")))
+    tw, ti = (None if t is None else t.detach() for t in top)
+    stats = AttentionStats(state.path, state.index, eps, lse, value, ent, norm, keys, backend,
+                           tw, ti)
+    for rec in state.recorders:
+        rec(stats)
+    if state.keep:
+        state.last = stats
