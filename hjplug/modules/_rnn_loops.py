@@ -1,0 +1,74 @@
+"""Explicit time loops of aten.lstm / gru / rnn_* with ε-deformed gates (σ(z/ε), tanh(z/ε)).
+
+At ε = 1 they equal the fused ops; ε = 0 gives hard gates (σ → Heaviside, tanh → sign).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from hjplug.modules.activation import deformed_activation
+
+__all__ = ["run_recurrent"]
+
+Gate = Callable[[str, Tensor], Tensor]
+_CHUNKS = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def _cell(kind: str, x: Tensor, state: tuple[Tensor, ...], w: Sequence[Tensor], gate: Gate
+          ) -> tuple[Tensor, ...]:
+    """One step. x: (B, d_in); state: (h,) or (h, c), (B, d_h) each; w: W_ih, W_hh[, b_ih, b_hh]."""
+    h = state[0]
+    gi = x @ w[0].T + (w[2] if len(w) > 2 else 0)  # (B, k·d_h)
+    gh = h @ w[1].T + (w[3] if len(w) > 2 else 0)  # (B, k·d_h)
+    if kind == "lstm":
+        i, f, g, o = (gi + gh).chunk(4, -1)
+        c = gate("sigmoid", f) * state[1] + gate("sigmoid", i) * gate("tanh", g)
+        return gate("sigmoid", o) * gate("tanh", c), c
+    if kind == "gru":
+        ir, iz, in_ = gi.chunk(3, -1)
+        hr, hz, hn = gh.chunk(3, -1)
+        r, z = gate("sigmoid", ir + hr), gate("sigmoid", iz + hz)
+        n = gate("tanh", in_ + r * hn)
+        return ((1 - z) * n + z * h,)
+    pre = gi + gh
+    return (gate("tanh", pre) if kind == "rnn_tanh" else torch.relu(pre),)
+
+
+def run_recurrent(kind: str, args: Sequence[object], eps: float,
+                  emit: Callable[[str, Tensor], None] | None = None) -> tuple[Tensor, ...]:
+    """Evaluate aten.<kind>.input(input, hx, params, has_biases, layers, dropout, train, bidir,
+    batch_first) with gates at ε. Returns the op's outputs: (out, h_n[, c_n])."""
+    inp, hx, params, has_biases, layers, _drop, _train, bidir, batch_first = args[:9]
+    x: Tensor = inp if batch_first else inp.transpose(0, 1)  # (B, T, d)
+    hx = list(hx) if isinstance(hx, list | tuple) else [hx]
+    per = 4 if has_biases else 2
+    dirs = 2 if bidir else 1
+
+    def gate(op: str, z: Tensor) -> Tensor:
+        out = deformed_activation(op, z, eps)
+        if emit is not None:
+            emit("gate", out)
+        return out
+
+    finals: list[list[Tensor]] = [[] for _ in hx]
+    for layer in range(int(layers)):  # type: ignore[call-overload]
+        outs = []
+        for d in range(dirs):
+            idx = layer * dirs + d
+            w = params[idx * per:(idx + 1) * per]  # type: ignore[index]
+            state = tuple(s[idx] for s in hx)
+            steps = range(x.shape[1] - 1, -1, -1) if d == 1 else range(x.shape[1])
+            seq: list[Tensor] = [x[:, 0]] * x.shape[1]
+            for t in steps:
+                state = _cell(kind, x[:, t], state, w, gate)
+                seq[t] = state[0]
+            outs.append(torch.stack(seq, 1))  # (B, T, d_h)
+            for k, s in enumerate(state):
+                finals[k].append(s)
+        x = torch.cat(outs, -1) if dirs == 2 else outs[0]
+    out = x if batch_first else x.transpose(0, 1)
+    return (out, *(torch.stack(f, 0) for f in finals))

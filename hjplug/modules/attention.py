@@ -1,0 +1,131 @@
+"""HJAttentionStep: one attention head group as an LSE / Gibbs step.
+
+    out_i = Σ_j π_ij v_j,   π_i = softmax((q_i·k_j)/ε + b_ij),   ε = 1/scale (√d_head by default)
+
+With W_j = M x_j (M = W_Q W_Kᵀ) this is the gradient of LSE_ε in the query: exact (paper-notes §4).
+ε = 0 gives hard-max attention (uniform over the argmax keys; masked keys b = −∞ stay removed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, fx
+
+from hjplug.errors import HJPlugError
+from hjplug.modules.base import HJStep, tropical_softmax
+from hjplug.spec import HJSpec
+
+__all__ = ["HJAttentionStep", "gibbs_attention"]
+
+
+def _is_removed(b: Tensor) -> Tensor:
+    """Atoms a mask removes: b = −∞, or HF's finite stand-in (≤ half the dtype's minimum)."""
+    if b.is_floating_point():
+        return b <= torch.finfo(b.dtype).min / 2
+    return torch.zeros_like(b, dtype=torch.bool)
+
+
+def gibbs_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    eps: float,
+    *,
+    mask: Tensor | None = None,
+    biases: tuple[Tensor, ...] = (),
+    causal: bool = False,
+    k_transposed: bool = False,
+    emit: Any = None,
+) -> Tensor:
+    """Explicit evaluation. q: (..., H, Tq, d); k: (..., Hk, Tk, d) or kᵀ; v: (..., Hk, Tk, dv)."""
+    kt = k if k_transposed else k.transpose(-2, -1)  # (..., Hk, d, Tk)
+    if q.dim() >= 3 and kt.dim() >= 3 and q.shape[-3] != kt.shape[-3]:  # grouped-query attention
+        rep = q.shape[-3] // kt.shape[-3]
+        kt = kt.repeat_interleave(rep, dim=-3)
+        v = v.repeat_interleave(rep, dim=-3)
+    s = torch.matmul(q, kt)  # (..., H, Tq, Tk)
+    logits = s / eps if eps > 0 else s
+    removed = torch.zeros((), dtype=torch.bool, device=s.device)
+    for b in biases:
+        if eps > 0:
+            logits = logits + b
+        else:  # tropical: finite biases vanish against s/ε, −∞ ones remove atoms
+            removed = removed | _is_removed(b)
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            removed = removed | ~mask
+        elif eps > 0:
+            logits = logits + mask
+        else:
+            removed = removed | _is_removed(mask)
+    if causal:
+        tq, tk = s.shape[-2], s.shape[-1]
+        upper = torch.ones(tq, tk, dtype=torch.bool, device=s.device).triu(1)  # (Tq, Tk)
+        removed = removed | upper
+    logits = logits.masked_fill(removed, float("-inf"))
+    if emit is not None:
+        emit("scores", logits)
+    if eps > 0:
+        w = torch.softmax(logits.float(), dim=-1).to(v.dtype)  # (..., H, Tq, Tk)
+    else:
+        w = tropical_softmax(logits.float()).to(v.dtype)
+    if emit is not None:
+        emit("weights", w)
+    return torch.matmul(w, v)  # (..., H, Tq, dv)
+
+
+class HJAttentionStep(HJStep):
+    """Attention block read as one Hopf–Cole (Gibbs) average; see the module docstring.
+
+    mode "sdpa": forward(q, k, v[, attn_mask]) with the original SDPA flags.
+    mode "eager": forward(q, kᵀ, v, *side) where `core` replays the original matmul → scale →
+    (+bias) → softmax → matmul chain exactly; `bias_slots`: which side inputs are additive biases.
+    """
+
+    hook_points: ClassVar[tuple[str, ...]] = ("scores", "weights", "output")
+
+    def __init__(
+        self,
+        spec: HJSpec,
+        *,
+        mode: str,
+        sdpa_kwargs: dict[str, Any] | None = None,
+        core: fx.GraphModule | None = None,
+        bias_slots: tuple[int, ...] = (),
+        deform_core: fx.GraphModule | None = None,
+    ) -> None:
+        super().__init__(spec)
+        self.mode = mode
+        self.sdpa_kwargs = dict(sdpa_kwargs or {})
+        self.core = core
+        self.bias_slots = bias_slots
+        self.deform_core = deform_core  # chains with reshapes / baddbmm: replay with scaled scores
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, *side: Tensor | None) -> Tensor:
+        if self.at_identified and not self.observed:  # fast path: the original ops
+            if self.mode == "sdpa":
+                mask = side[0] if side else None
+                return F.scaled_dot_product_attention(q, k, v, mask, **self.sdpa_kwargs)
+            assert self.core is not None
+            return self.core(q, k, v, *side)
+        eps = float(self._epsilon)  # type: ignore[arg-type]
+        if self.mode == "sdpa":
+            out = gibbs_attention(
+                q, k, v, eps, mask=side[0] if side else None,
+                causal=bool(self.sdpa_kwargs.get("is_causal", False)), emit=self._emit,
+            )
+        elif self.deform_core is not None:
+            if eps == 0:
+                raise HJPlugError(
+                    f"{self._spec.path}: the tropical limit (ε = 0) is not available for this "
+                    "attention chain (reshapes / fused bias); use ε > 0.")
+            out = self.deform_core(q, k, v, *side, float(self._eps0) / eps)  # type: ignore[arg-type]
+        else:
+            biases = tuple(side[i] for i in self.bias_slots if side[i] is not None)
+            out = gibbs_attention(q, k, v, eps, biases=biases, k_transposed=True, emit=self._emit)
+        self._emit("output", out)
+        return out
+

@@ -1,0 +1,121 @@
+"""HJStep: the nn.Module every recognised block becomes. Carries its record and a settable ε."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from hjplug.errors import InvalidArgumentError
+from hjplug.spec import HJSpec
+
+__all__ = ["HJStep", "Observer"]
+
+Observer = Callable[["HJStep", str, Tensor], None]
+
+
+class _Handle:
+    def __init__(self, registry: dict[int, tuple[str, Observer]], key: int) -> None:
+        self._registry, self._key = registry, key
+
+    def remove(self) -> None:
+        self._registry.pop(self._key, None)
+
+
+class HJStep(nn.Module):
+    """Base of the HJ step modules.
+
+    `spec` is the block's HJSpec with the *current* ε; `epsilon` is settable (validated): at the
+    identified ε the step reproduces the original ops exactly, elsewhere it evaluates the ε-deformed
+    step (ε = 0: the tropical / hard-max limit where `has_tropical_limit`). Hook points are named
+    in `hook_points`; `observe(point, fn)` registers fn(step, point, tensor) and returns a handle
+    with `.remove()`. With no observer registered nothing extra is computed.
+    """
+
+    hook_points: ClassVar[tuple[str, ...]] = ()
+    has_tropical_limit: ClassVar[bool] = True
+    fixed_epsilon: ClassVar[float | None] = None  # e.g. 0.0 for deterministic (inviscid) steps
+
+    def __init__(self, spec: HJSpec) -> None:
+        super().__init__()
+        self._spec = spec
+        self._eps0 = spec.epsilon
+        self._epsilon = spec.epsilon
+        self._observers: dict[int, tuple[str, Observer]] = {}
+        self._next_key = 0
+
+    # --- record and ε -------------------------------------------------------------------
+    @property
+    def spec(self) -> HJSpec:
+        return replace(self._spec, epsilon=self._epsilon)
+
+    @property
+    def identified_epsilon(self) -> float | tuple[float, ...] | None:
+        return self._eps0
+
+    @property
+    def epsilon(self) -> float | tuple[float, ...] | None:
+        return self._epsilon
+
+    @epsilon.setter
+    def epsilon(self, value: float) -> None:
+        where = f"{type(self).__name__}({self._spec.path})"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value >= 0
+        ):
+            raise InvalidArgumentError("epsilon", "a finite number ≥ 0", value, where=where)
+        value = float(value)
+        if self.fixed_epsilon is not None and value != self.fixed_epsilon:
+            raise InvalidArgumentError(
+                "epsilon", f"{self.fixed_epsilon} (this step is deterministic: ℋ has no viscosity)",
+                value, where=where,
+            )
+        if value == 0.0 and not self.has_tropical_limit:
+            raise InvalidArgumentError(
+                "epsilon", "> 0 (this block has no tropical limit)", value, where=where
+            )
+        self._epsilon = value
+
+    @property
+    def at_identified(self) -> bool:
+        """True when ε is the identified one (the step then replays the original ops exactly)."""
+        return self._epsilon == self._eps0
+
+    def reset_epsilon(self) -> None:
+        self._epsilon = self._eps0
+
+    # --- hook points ----------------------------------------------------------------------
+    def observe(self, point: str, fn: Observer) -> _Handle:
+        if point not in self.hook_points:
+            raise InvalidArgumentError(
+                "point", f"one of {self.hook_points}", point, where=type(self).__name__
+            )
+        key = self._next_key
+        self._next_key += 1
+        self._observers[key] = (point, fn)
+        return _Handle(self._observers, key)
+
+    @property
+    def observed(self) -> bool:
+        return bool(self._observers)
+
+    def _emit(self, point: str, value: Tensor) -> None:
+        for name, fn in list(self._observers.values()):
+            if name == point:
+                fn(self, point, value)
+
+    def extra_repr(self) -> str:
+        s = self._spec
+        return f"path={s.path!r}, kind={s.kind}, epsilon={self._epsilon}, {s.exactness}"
+
+
+def tropical_softmax(logits: Tensor, dim: int = -1) -> Tensor:
+    """ε → 0 limit of softmax(z/ε): uniform over the argmax set (ties split), 0 elsewhere."""
+    top = logits.amax(dim=dim, keepdim=True)
+    hit = (logits == top) & torch.isfinite(top)
+    w = hit.to(logits.dtype)
+    return w / w.sum(dim=dim, keepdim=True).clamp_min(1)

@@ -1,0 +1,78 @@
+"""HJModule: what `hjplug.convert` returns — the rewritten graph, its HJ steps and its report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import fx, nn
+
+from hjplug.modules.base import HJStep
+from hjplug.spec import HJSpec
+
+__all__ = ["HJModule"]
+
+
+class HJModule(nn.Module):
+    """Call it like the original model. `steps` maps each block path to its HJStep module.
+
+    `injected` are the keyword arguments the capture fixed (e.g. use_cache=False); `open_blocks`
+    the recognised blocks with no step (open activations), kept so `hjplug.inspect` reports them.
+    """
+
+    def __init__(
+        self, graph_module: fx.GraphModule, *, source_class: str, injected: dict[str, Any],
+        open_blocks: tuple[HJSpec, ...] = (), order: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+        self.source_class = source_class
+        self.injected = dict(injected)
+        self.open_blocks = tuple(open_blocks)
+        self.block_order = tuple(order)
+        self.training = False
+
+    @property
+    def steps(self) -> dict[str, HJStep]:
+        return {m.spec.path: m for m in self.graph_module.children() if isinstance(m, HJStep)}
+
+    def specs(self) -> list[HJSpec]:
+        """Every block's record (current ε), in the original graph order."""
+        specs = [s.spec for s in self.steps.values()] + list(self.open_blocks)
+        rank = {p: i for i, p in enumerate(self.block_order)}
+        return sorted(specs, key=lambda s: rank.get(s.path, len(rank)))
+
+    def set_epsilon(self, value: float, kind: str | None = None) -> None:
+        """Set ε on every step (of one `kind`) that has a viscosity to set."""
+        for step in self.steps.values():
+            if (kind is None or step.spec.kind == kind) and step.fixed_epsilon is None:
+                step.epsilon = value
+
+    def reset_epsilon(self) -> None:
+        for step in self.steps.values():
+            step.reset_epsilon()
+
+    def train(self, mode: bool = True) -> HJModule:
+        """The graph was captured in eval mode (dropout off); only eval is supported."""
+        if mode:
+            from hjplug.errors import HJPlugError
+
+            raise HJPlugError("an HJModule is captured in eval mode (dropout off); training mode "
+                              "is not supported — convert again to change the capture.")
+        self.training = False
+        return self
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.graph_module(*args, **{**self.injected, **kwargs})
+        except AssertionError as exc:  # torch.export's input guards
+            if "Guard failed" not in str(exc) and "Expected input" not in str(exc):
+                raise
+            from hjplug.errors import HJPlugError
+
+            raise HJPlugError(
+                f"{self.source_class} was converted for other input shapes ({exc}); convert "
+                "with example inputs of these shapes, or with hjplug.convert(..., dynamic=True)."
+            ) from exc
+
+    def extra_repr(self) -> str:
+        return f"source={self.source_class}, steps={len(self.steps)}"

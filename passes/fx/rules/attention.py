@@ -1,0 +1,302 @@
+"""Rule `attention`: SDPA nodes and eager matmul → scale → (+bias) → softmax → matmul chains.
+
+    π = softmax(s·q kᵀ + B),  out = π v,   ε = 1/s  (√d_head when s is SDPA's default)
+
+Exact (paper-notes §4): LSE in the query with atoms W_j = M x_j, M = W_Q W_Kᵀ, biases b_j (masked
+key = atom removed). Grouped-query, causal / padding / sliding-window masks, relative or ALiBi
+biases and RoPE are noted in the record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import fx
+
+from hjplug.passes.fx.context import RuleContext
+from hjplug.passes.fx.extract import external_inputs, extract_subgraph, schema_args
+from hjplug.passes.fx.graph import module_class, module_path, op_name, shape
+from hjplug.passes.fx.match import Match, NoMatch, Rewrite
+from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
+
+NAME = "attention"
+FORMULA = "H(p) = pᵀΣp per head; atoms M·x_j, M = W_Q W_Kᵀ"
+_CAST = {"to", "_to_copy", "contiguous", "clone", "type_as", "detach", "alias"}
+_DROPOUT = {"dropout", "native_dropout", "feature_dropout"}
+_MATMUL = {"matmul", "bmm"}
+_SOFTMAX = {"softmax", "_softmax", "_safe_softmax"}
+_INDEX_CMP = {"le", "lt", "ge", "gt"}
+
+
+def _ancestor_ops(node: Any, limit: int = 400) -> tuple[set[str], set[str], set[fx.Node]]:
+    """(op names, placeholder names, nodes) in the ancestry of `node` (bounded walk)."""
+    ops: set[str] = set()
+    names: set[str] = set()
+    seen: set[fx.Node] = set()
+    todo = [node] if isinstance(node, fx.Node) else []
+    while todo and len(seen) < limit:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op == "placeholder":
+            names.add(n.name)
+        ops.add(op_name(n))
+        todo.extend(n.all_input_nodes)
+    return ops, names, seen
+
+
+def _describe_mask(mask: Any, ctx: RuleContext, path: str) -> list[str]:
+    """What a mask / bias does, read from how it was built: padding (from the attention_mask
+    input), causal (an index ≤ index comparison), sliding window (… with an offset), positions."""
+    if not isinstance(mask, fx.Node):
+        return []
+    ops, names, seen = _ancestor_ops(mask)
+    kinds = []
+    if any("attention_mask" in n for n in names):
+        kinds.append("padding")
+    for n in seen:
+        if op_name(n) in _INDEX_CMP and all(isinstance(a, fx.Node) for a in n.args[:2]):
+            if "causal" not in kinds:
+                kinds.append("causal")
+            for a in n.args[:2]:
+                if op_name(a) in ("sub", "add") and _scalar(a.args[1]) is not None:
+                    kinds.append(f"sliding-window({abs(int(_scalar(a.args[1]) or 0))})")
+    if "embedding" in ops:
+        kinds.append("relative position bias")
+    dtype = str(getattr(mask.meta.get("val"), "dtype", ""))
+    return kinds or ["boolean mask" if dtype == "torch.bool" else "additive bias"]
+
+
+def _region_notes(ctx: RuleContext, path: str, k: Any) -> list[str]:
+    ops = {op_name(n) for n in ctx.index.regions.get(path, ())}
+    notes = []
+    if {"neg", "cat"} <= ops:
+        notes.append("RoPE on q, k")
+    k_ops, _, _ = _ancestor_ops(k, limit=12)
+    if "expand" in k_ops and ({"reshape", "view", "_unsafe_view"} & k_ops):
+        notes.append("grouped-query (repeat_kv)")
+    return notes
+
+
+def _spec(path: str, eps: float, params: dict[str, Any], evidence: tuple[str, ...],
+          notes: list[str]) -> HJSpec:
+    return HJSpec(path=path, kind=BlockKind.ATTENTION, hamiltonian=Hamiltonian(FORMULA, params),
+                  epsilon=eps, time_step=None, exactness=Exactness.EXACT, evidence=evidence,
+                  notes="; ".join(notes))
+
+
+def _constant_mask_kind(ctx: RuleContext, mask: fx.Node) -> str | None:
+    """'causal' / 'none' when the mask depends on no model input and evaluates to exactly the
+    top-left causal pattern / to no masking at all; None otherwise (kept as an explicit mask)."""
+    if mask in ctx.memo:
+        return ctx.memo[mask]
+    kind = None
+    _, _, seen = _ancestor_ops(mask, limit=2000)
+    if len(seen) < 2000 and all(n.op in ("call_function", "get_attr") for n in seen):
+        ordered = sorted(seen, key=ctx.index.order.__getitem__)
+        try:
+            value = extract_subgraph(ordered, [], mask, root=ctx.graph_module)()
+        except Exception:
+            value = None
+        if isinstance(value, torch.Tensor) and value.dim() >= 2:
+            allowed = value if value.dtype == torch.bool else value > torch.finfo(
+                value.dtype).min / 2 if value.is_floating_point() else None
+            if allowed is not None and (value.dtype == torch.bool or bool(
+                    (value[allowed] == 0).all())):
+                tq, tk = allowed.shape[-2:]
+                tril = torch.ones(tq, tk, dtype=torch.bool).tril()
+                if bool(allowed.all()):
+                    kind = "none"
+                elif tq == tk and torch.equal(allowed, tril.expand_as(allowed)):
+                    kind = "causal"
+    ctx.memo[mask] = kind
+    return kind
+
+
+def _sdpa(ctx: RuleContext, node: fx.Node) -> Match | NoMatch:
+    from hjplug.modules.attention import HJAttentionStep
+
+    a = schema_args(node)
+    q, k, v, mask = a["query"], a["key"], a["value"], a.get("attn_mask")
+    path = module_path(node)
+    qs, ks = shape(q), shape(k)
+    if qs is None or ks is None or len(qs) < 3 or not isinstance(qs[-1], int):
+        return NoMatch(NAME, node.name, path, "SDPA with query/key of unknown rank or head size")
+    scale = a.get("scale")
+    eps = 1.0 / float(scale) if scale else math.sqrt(qs[-1])
+    heads, kv_heads = qs[-3], ks[-3]
+    notes = _region_notes(ctx, path, k)
+    if kv_heads != heads:
+        notes.append(f"grouped-query ({heads} query / {kv_heads} kv heads)")
+    if a.get("is_causal"):
+        notes.append("causal")
+    notes += _describe_mask(mask, ctx, path)
+    params = {"heads": heads, "kv_heads": kv_heads, "d_head": qs[-1],
+              "scale": "1/√d_head" if not scale else float(scale)}
+    flags = {"dropout_p": 0.0, "is_causal": bool(a.get("is_causal", False)),
+             "scale": scale, "enable_gqa": bool(a.get("enable_gqa", False))}
+    folded = _constant_mask_kind(ctx, mask) if isinstance(mask, fx.Node) else None
+    if folded is not None:  # a constant mask: use SDPA's own causal path (as eager HF does)
+        flags["is_causal"] = flags["is_causal"] or folded == "causal"
+        notes.append(f"constant {folded} mask folded into is_causal" if folded == "causal"
+                     else "constant all-pass mask dropped")
+        mask = None
+    args = (q, k, v, mask) if isinstance(mask, fx.Node) else (q, k, v)
+    spec = _spec(path, eps, params,
+                 ("aten.scaled_dot_product_attention", module_class(node)),
+                 list(dict.fromkeys(notes)))
+    return Match(NAME, spec, node, frozenset({node}), (Rewrite(node, args),),
+                 lambda s: HJAttentionStep(s, mode="sdpa", sdpa_kwargs=flags))
+
+
+def _scalar(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+_SHAPE = {"view", "reshape", "_unsafe_view", "flatten", "unflatten"}
+_QK = _MATMUL | {"baddbmm"}
+
+
+def _leads_to_matmul(x: Any, depth: int = 8) -> bool:
+    while isinstance(x, fx.Node) and depth > 0:
+        name = op_name(x)
+        if name in _QK:
+            return True
+        if name not in _CAST | _SHAPE | {"mul", "mul_", "div", "div_", "add", "add_",
+                                         "masked_fill"}:
+            return False
+        x, depth = x.args[0], depth - 1
+    return False
+
+
+def _walk_scores(sm: fx.Node) -> tuple[list[fx.Node], list[fx.Node], float, Any] | str:
+    """softmax input back to the q·kᵀ op: (chain, biases, scale, qk node) or a reason."""
+    chain: list[fx.Node] = []
+    biases: list[fx.Node] = []
+    scale = 1.0
+    cur: Any = sm.args[0]
+    while True:
+        if not isinstance(cur, fx.Node):
+            return "softmax of a constant"
+        name = op_name(cur)
+        if name in _MATMUL:
+            return chain, biases, scale, cur
+        if name == "baddbmm":  # β·bias + α·q kᵀ (ALiBi in Bloom)
+            a = schema_args(cur)
+            if isinstance(a.get("self"), fx.Node):
+                biases.append(a["self"])  # type: ignore[arg-type]
+            scale *= float(a.get("alpha", 1.0))  # type: ignore[arg-type]
+            return chain, biases, scale, cur
+        if name in _CAST | _SHAPE:
+            chain.append(cur)
+            cur = cur.args[0]
+        elif name in ("add", "add_"):
+            x, y = cur.args[0], cur.args[1]
+            if not _leads_to_matmul(x) and _leads_to_matmul(y):
+                x, y = y, x
+            if isinstance(y, fx.Node):
+                biases.append(y)
+            chain.append(cur)
+            cur = x
+        elif name in ("mul", "mul_", "div", "div_") and _scalar(cur.args[1]) is not None:
+            c = _scalar(cur.args[1])
+            scale *= c if name.startswith("mul") else 1.0 / c  # type: ignore[operator]
+            chain.append(cur)
+            cur = cur.args[0]
+        elif name == "masked_fill":
+            chain.append(cur)
+            cur = cur.args[0]
+        else:
+            return f"aten.{name}" if name else cur.op
+
+
+def _walk_values(sm: fx.Node) -> tuple[list[fx.Node], fx.Node] | None:
+    """softmax forward through casts / dropout / reshapes to the matmul with v."""
+    chain: list[fx.Node] = []
+    out = sm
+    while True:
+        users = [u for u in out.users if op_name(u) != "_assert_tensor_metadata"]
+        pv = next((u for u in users if op_name(u) in _MATMUL and u.args[0] is out), None)
+        if pv is not None:
+            return chain, pv
+        step = next((u for u in users if op_name(u) in _CAST | _DROPOUT | _SHAPE), None)
+        if step is None:
+            return None
+        chain.append(step)
+        out = step
+
+
+def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
+    from hjplug.modules.attention import HJAttentionStep
+
+    path = module_path(sm)
+    dim = sm.args[1] if len(sm.args) > 1 else sm.kwargs.get("dim", -1)
+    rank = len(shape(sm) or ())
+    if dim not in (-1, rank - 1):
+        return NoMatch(NAME, sm.name, path, f"softmax over dim {dim}, not the key axis (-1)")
+    back = _walk_scores(sm)
+    fwd = _walk_values(sm)
+    if isinstance(back, str):
+        how = back
+        reason = (f"attention-like (softmax weights · v) but the scores pass through {how}, "
+                  "which the attention rule does not read" if fwd is not None else
+                  f"softmax not fed by a q·kᵀ matmul (its input comes from {how})")
+        return NoMatch(NAME, sm.name, path, reason, sticky=fwd is not None)
+    if fwd is None:
+        return NoMatch(NAME, sm.name, path,
+                       "softmax weights are not contracted with values by a matmul")
+    pre, biases, scale, qk = back
+    post, pv = fwd
+    chain = [qk, *pre, sm, *post, pv]
+    q, kt = (qk.args[1], qk.args[2]) if op_name(qk) == "baddbmm" else (qk.args[0], qk.args[1])
+    v = pv.args[1]
+    qs = shape(q)
+    if qs is None or not all(isinstance(t, fx.Node) for t in (q, kt, v)):
+        return NoMatch(NAME, sm.name, path, "q·kᵀ operands without shapes")
+    if scale == 1.0 and not isinstance(qs[-1], int):
+        return NoMatch(NAME, sm.name, path, "q·kᵀ with a dynamic head size")
+    ordered = sorted(chain, key=ctx.index.order.__getitem__)
+    side = [x for x in external_inputs(ordered) if x not in (q, kt, v)]
+    inputs = [q, kt, v, *side]
+    core = extract_subgraph(ordered, inputs, pv)
+    simple = op_name(qk) in _MATMUL and not any(op_name(n) in _SHAPE for n in chain) and \
+        not any(op_name(n) == "masked_fill" for n in chain)
+    # off the identified ε: the same chain with the scores scaled by ε₀/ε (ε > 0)
+    deform = None if simple else extract_subgraph(ordered, inputs, pv, scale_scores=qk)
+    eps = 1.0 / scale if scale > 0 else 1.0
+    notes = _region_notes(ctx, path, kt)
+    notes += [d for b in biases for d in _describe_mask(b, ctx, path)]
+    if op_name(qk) == "baddbmm":
+        notes.append("ALiBi / additive bias fused in baddbmm")
+    if scale == 1.0:
+        notes.append("no explicit scale (ε = 1; any 1/√d folded into the weights)")
+    heads = qs[-3] if len(qs) >= 3 else 1
+    params = {"heads": heads, "d_head": qs[-1], "scale": scale, "biases": len(biases)}
+    evidence = tuple(dict.fromkeys(f"aten.{op_name(n)}" for n in ordered))
+    spec = _spec(path, eps, params, (*evidence, module_class(sm)), list(dict.fromkeys(notes)))
+    bias_slots = tuple(side.index(b) for b in biases if b in side) if simple else ()
+    return Match(NAME, spec, sm, frozenset(chain), (Rewrite(pv, tuple(inputs)),),
+                 lambda s: HJAttentionStep(s, mode="eager", core=core, bias_slots=bias_slots,
+                                           deform_core=deform))
+
+
+class AttentionRule:
+    name = NAME
+
+    def scan(self, ctx: RuleContext) -> list[Match | NoMatch]:
+        out: list[Match | NoMatch] = []
+        for node in ctx.graph.nodes:
+            name = op_name(node)
+            if node in ctx.claimed:
+                continue
+            if name == "scaled_dot_product_attention":
+                out.append(_sdpa(ctx, node))
+            elif name in _SOFTMAX:
+                out.append(_eager(ctx, node))
+        return out
+
+
+RULE = AttentionRule()
