@@ -24,6 +24,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "paper": ("hjplug.paper", "run_paper"),
     "inspect": ("hjplug.api", "inspect"),
     "convert": ("hjplug.api", "convert"),
+    "deform": ("hjplug.integrations.huggingface", "deform"),
+    "onnx": ("hjplug.passes.onnx", None),
 }
 
 __all__ = [

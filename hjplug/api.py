@@ -72,6 +72,16 @@ def inspect(
 
     say = progress or (lambda _msg: None)
     source, config, name = "user module", getattr(model, "config", None), None
+    if isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"):
+        from hjplug.passes.onnx import inspect_onnx
+
+        say("reading the ONNX graph…")
+        return inspect_onnx(model)
+    if isinstance(model, nn.Module) and _hf_enabled(model):
+        from hjplug.integrations.huggingface import specs
+
+        return InspectReport(type(model).__name__, "Hugging Face model, hjplug-enabled",
+                             "attn_implementation='hjplug'", tuple(specs(model)))
     if model is None or isinstance(model, str | os.PathLike):
         say("loading model…")
         loaded = load_model(model, text=text)
@@ -108,13 +118,21 @@ def inspect(
 
 def convert(
     model: nn.Module, example_inputs: Any = None, *, rules: Sequence[Any] | None = None,
-    dynamic: bool = False,
+    dynamic: bool = False, inplace: bool = False, stats: bool = False,
 ) -> nn.Module:
     """A new module whose recognised blocks are HJStep modules (see hjplug.modules).
 
+    Two paths:
+    - a Hugging Face `PreTrainedModel` with no `example_inputs` stays a Hugging Face model of the
+      same class, with its attention routed through hjplug (`attn_implementation="hjplug"`,
+      see hjplug.integrations.huggingface.enable): a deep copy by default, the model itself with
+      `inplace=True`; `stats=True` records per-head statistics on every call;
+    - anything else (or an HF model with `example_inputs`) is captured with torch.export and
+      rewritten (the FX path). `inplace` is refused there: the result is always a new module.
+
     The original `model` is not modified (parameters, buffers and forward), also on failure.
     At the identified ε the outputs equal the original's (the steps replay the original ops).
-    The result accepts inputs of the example's shapes; `dynamic=True` also other batch /
+    The FX result accepts inputs of the example's shapes; `dynamic=True` also other batch /
     sequence sizes (torch.export Dim.AUTO; constant masks are then not folded).
     """
     from hjplug.modules import HJModule
@@ -123,6 +141,14 @@ def convert(
     if not isinstance(model, nn.Module):
         raise HJPlugError(f"convert expects a torch.nn.Module; got {type(model).__name__} "
                           "(load paths with hjplug.api.load_model first).")
+    if example_inputs is None and _is_pretrained(model):
+        from hjplug.integrations.huggingface import enable
+
+        return enable(model, inplace=inplace, stats=stats)
+    if inplace:
+        raise HJPlugError(f"convert({type(model).__name__}, inplace=True): in-place conversion "
+                          "exists only for Hugging Face models (attention routed through hjplug); "
+                          "the FX path always returns a new module — drop inplace=True.")
     if isinstance(model, HJModule):
         raise HJPlugError("this model is already converted (an HJModule); convert the original.")
     config = getattr(model, "config", None)
@@ -141,6 +167,20 @@ def convert(
     out = HJModule(gm, source_class=type(model).__name__, injected=captured.injected,
                    open_blocks=open_blocks, order=order)
     return out
+
+
+def _is_pretrained(model: nn.Module) -> bool:
+    """A transformers PreTrainedModel (checked by class hierarchy: transformers is not imported)."""
+    return any(c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers")
+               for c in type(model).__mro__)
+
+
+def _hf_enabled(model: nn.Module) -> bool:
+    if not _is_pretrained(model):
+        return False
+    from hjplug.integrations.huggingface import is_enabled
+
+    return bool(is_enabled(model))
 
 
 def _needs_inputs(model: nn.Module) -> bool:
