@@ -57,9 +57,8 @@ def test_inplace_is_refused_on_the_fx_path() -> None:
 
 def test_inspect_of_an_onnx_path_uses_the_onnx_pass(tmp_path) -> None:
     onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
         helper.make_node("Div", ["Z", "temp"], ["zs"]),
