@@ -41,7 +41,7 @@ cmd="${1:-}"
 case "$cmd" in
   main)
     setup
-    exec "$VENV/bin/hjplug" verify "$@"
+    exec "$VENV/bin/hjplug" inspect "$@"
     ;;
   test)
     setup
