@@ -63,7 +63,7 @@ class Slice2D:
     u: tuple[float, ...]
     v: tuple[float, ...]
     extent: tuple[float, float, float, float]
-    n_grid: int = 41
+    n_grid: int = 61
 
     def __post_init__(self) -> None:
         where = "hjplug.landscape.Slice2D"

@@ -76,6 +76,50 @@ def _domain_grid(domain: Domain, dtype: torch.dtype) -> Tensor:
     return torch.stack(torch.meshgrid(ga, gb, indexing="ij"), dim=-1).reshape(-1, 2)
 
 
+def _vanishing_minimum(before: Sequence[CriticalPoint], after: Sequence[CriticalPoint]
+                       ) -> CriticalPoint:
+    """The minimum at the lower ε with no counterpart after the drop (farthest from every
+    surviving minimum); among equals, the one with the smallest |λ| (closest to the fold)."""
+    mins_before = [p for p in before if p.kind == "min"]
+    mins_after = [torch.tensor(p.x) for p in after if p.kind == "min"]
+
+    def key(p: CriticalPoint) -> tuple[float, float]:
+        x = torch.tensor(p.x)
+        gap = min((float((x - y).norm()) for y in mins_after), default=math.inf)
+        return (-gap, min(abs(v) for v in p.eigenvalues))
+
+    return min(mins_before, key=key)
+
+
+def _locate(W: Tensor, b: Tensor, domain: Domain, lo: float, pts_lo: tuple[CriticalPoint, ...],
+            hi: float, pts_hi: tuple[CriticalPoint, ...], refine: int) -> list[Fold]:
+    """Every fold in (lo, hi]: bisect (in log ε) to the first drop, record it, continue above it.
+
+    Two folds inside one grid bracket are thus reported separately whenever bisection can
+    separate them (`refine` halvings of the log-bracket).
+    """
+    folds: list[Fold] = []
+    while _n_min(pts_hi) < _n_min(pts_lo):
+        a, pts_a, c, pts_c = lo, pts_lo, hi, pts_hi
+        for _ in range(refine):  # keep [a, c] such that the count at c is below the count at a
+            mid = math.sqrt(a * c)
+            pts_mid = critical_points(W, b, mid, domain)
+            if _n_min(pts_mid) < _n_min(pts_a):
+                c, pts_c = mid, pts_mid
+            else:
+                a, pts_a = mid, pts_mid
+        weakest = _vanishing_minimum(pts_a, pts_c)
+        folds.append(Fold(
+            eps=math.sqrt(a * c), eps_lo=a, eps_hi=c, minima_before=_n_min(pts_a),
+            minima_after=_n_min(pts_c), min_abs_eigenvalue=min(abs(v) for v in weakest.eigenvalues),
+            x=weakest.x,
+        ))
+        if c == hi:
+            break  # the drop could not be split further within `refine` halvings
+        lo, pts_lo = c, pts_c
+    return folds
+
+
 def scan_folds(
     W: Tensor,
     b: Tensor,
@@ -110,23 +154,9 @@ def scan_folds(
         if progress is not None:
             progress(i + 1, len(eps))
 
-    folds = []
+    folds: list[Fold] = []
     for i in range(len(eps) - 1):
-        before, after = _n_min(points[i]), _n_min(points[i + 1])
-        if after >= before:
-            continue
-        lo, hi, pts_lo = eps[i], eps[i + 1], points[i]
-        for _ in range(refine):  # bisection in log ε: keep the bracket where the count drops
-            mid = math.sqrt(lo * hi)
-            pts_mid = critical_points(W, b, mid, domain)
-            if _n_min(pts_mid) < _n_min(pts_lo):
-                hi = mid
-            else:
-                lo, pts_lo = mid, pts_mid
-        weakest = min(pts_lo, key=lambda p: min(abs(v) for v in p.eigenvalues))
-        folds.append(Fold(
-            eps=math.sqrt(lo * hi), eps_lo=lo, eps_hi=hi, minima_before=before,
-            minima_after=after, min_abs_eigenvalue=min(abs(v) for v in weakest.eigenvalues),
-            x=weakest.x,
-        ))
+        if _n_min(points[i + 1]) < _n_min(points[i]):
+            folds.extend(_locate(W, b, domain, eps[i], points[i], eps[i + 1], points[i + 1],
+                                 refine))
     return FoldScan(tuple(eps), tuple(points), tuple(folds), violations, domain)
