@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "time step and exactness. Nothing is downloaded.",
     )
     p.add_argument("model", nargs="?", default=None,
-                   help="model directory, model id in the local HF cache, or config.json "
-                        "(default: the bundled all-MiniLM-L6-v2)")
+                   help="model directory, model id in the local HF cache, config.json, or an "
+                        ".onnx file (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--text", default=None, help="sentence to tokenize (models with a tokenizer)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--explain", action="store_true",
