@@ -129,7 +129,7 @@ def _dist2(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 def _merges(W: Tensor, b: Tensor, scan: FoldScan, domain: Domain, refine: int,
             count: Callable[[float], int]) -> list[Merge]:
-    """Scan folds → merges. A grid bracket that lost > 1 minimum is split where the dense-grid
+    """Scan folds → merges. A fold bracket that lost > 1 minimum is split where the dense-grid
     count drops, and each piece is re-scanned (scan_folds on its two ends, bisection inside).
 
     The vanishing basin is the minimum at eps_lo farthest from every minimum at eps_hi; its
@@ -156,8 +156,7 @@ def _merges(W: Tensor, b: Tensor, scan: FoldScan, domain: Domain, refine: int,
     for f in scan.folds:
         drop = f.minima_before - f.minima_after
         if drop > 1:
-            k = max(i for i, e in enumerate(eps) if e <= f.eps_lo)
-            pieces = _split_bracket(count, eps[k], eps[min(k + 1, len(eps) - 1)])
+            pieces = _split_bracket(count, f.eps_lo, f.eps_hi)  # the fold's own bracket
             found = [g for a, c in pieces
                      for g in scan_folds(W, b, (a, c), domain, refine=refine).folds]
             if len(pieces) > 1 and sum(g.minima_before - g.minima_after for g in found) == drop:
