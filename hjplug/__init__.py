@@ -26,6 +26,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "convert": ("hjplug.api", "convert"),
     "deform": ("hjplug.integrations.huggingface", "deform"),
     "onnx": ("hjplug.passes.onnx", None),
+    "export_onnx": ("hjplug.integrations.onnxruntime", "export_onnx"),
+    "instrument": ("hjplug.instrument", None),  # the package; calling it calls instrument()
+    "sweep": ("hjplug.instrument", "sweep"),
+    "attribute": ("hjplug.instrument", "attribute"),
 }
 
 __all__ = [

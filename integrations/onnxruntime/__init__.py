@@ -4,7 +4,7 @@
         -> ExportResult          torch.onnx.export + the ONNX pass (hjplug-domain functions)
     check_parity(model, result, example_inputs) -> OrtParity     ORT vs PyTorch per output
     session(path, provider=None, optimize=True, threads=None)    an onnxruntime session
-    run_export_cli(model_ref, out, stats, opset) -> int          `hjplug export-onnx`
+(`hjplug export-onnx` lives in hjplug.cli.export_onnx.)
 
 Importing this package loads neither torch, onnx nor onnxruntime; each name loads on first use.
 """
@@ -15,7 +15,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hjplug.integrations.onnxruntime.cli import run_export_cli as run_export_cli
     from hjplug.integrations.onnxruntime.export import export_onnx as export_onnx
     from hjplug.integrations.onnxruntime.parity import check_parity as check_parity
     from hjplug.integrations.onnxruntime.records import ExportError as ExportError
@@ -28,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 _P = "hjplug.integrations.onnxruntime."
 _LAZY: dict[str, str] = {
     "export_onnx": _P + "export",
-    "run_export_cli": _P + "cli",
     "check_parity": _P + "parity",
     "ExportError": _P + "records",
     "ExportResult": _P + "records",

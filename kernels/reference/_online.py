@@ -16,6 +16,8 @@ from torch import Tensor
 
 __all__ = ["OnlineStats", "finish", "merge_chunk", "merge_topk", "start"]
 
+_FLOOR = -1.0e4  # below it exp(d) = 0 exactly (fp32 and fp64)
+
 
 @dataclass
 class OnlineStats:
@@ -34,7 +36,13 @@ def start(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
 
 
 def merge_chunk(st: OnlineStats, s: Tensor, v: Tensor | None = None) -> Tensor:
-    """Fold scores s [..., C] (and values v [..., C, Dv] broadcastable) into st; return p."""
+    """Fold scores s [..., C] (and values v [..., C, Dv] broadcastable) into st; return p.
+
+    Only O(rows) tensors are tested for finiteness; the [..., C] chunk sees 5 passes (amax, sub,
+    exp, clamp, sum) and one batched dot. Removed keys (d = −inf) give p = 0 and contribute
+    p·max(d, −10⁴) = 0: exp(−10⁴) underflows to 0 in fp32 and fp64, so the clamp changes no
+    product, keeps NaN (clamp propagates it) and leaves no 0·(−inf) in the autograd graph.
+    """
     m_new = torch.maximum(st.m, s.amax(dim=-1))  # [...]
     m_safe = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
     alpha = torch.exp(st.m - m_safe)  # 0 where st.m = −inf
@@ -42,8 +50,9 @@ def merge_chunk(st: OnlineStats, s: Tensor, v: Tensor | None = None) -> Tensor:
     shift = st.l * (st.m - m_safe).masked_fill(~torch.isfinite(st.m), 0.0)
     d = s - m_safe.unsqueeze(-1)  # [..., C]
     p = torch.exp(d)  # [..., C]
-    pd = p * d.masked_fill(~torch.isfinite(d), 0.0)
-    st.a = alpha * (st.a + shift) + pd.sum(-1)
+    dc = d.clamp_min(_FLOOR) if d.requires_grad else d.clamp_min_(_FLOOR)  # p's graph keeps no d
+    pd = (p.unsqueeze(-2) @ dc.unsqueeze(-1)).reshape(p.shape[:-1])  # Σ_j p_j d_j as a dot
+    st.a = alpha * (st.a + shift) + pd
     st.l = alpha * st.l + p.sum(-1)
     if st.acc is not None and v is not None:
         st.acc = st.acc * alpha.unsqueeze(-1) + p.to(v.dtype) @ v
@@ -62,8 +71,8 @@ def merge_topk(topv: Tensor, topi: Tensor, s: Tensor, j0: int) -> tuple[Tensor, 
 
 
 def finish(st: OnlineStats) -> tuple[Tensor | None, Tensor, Tensor]:
-    """(out = acc/l, lse, entropy); rows with nothing visible → 0, −inf, 0."""
-    seen = st.l > 0
+    """(out = acc/l, lse, entropy); rows with nothing visible → 0, −inf, 0; NaN rows stay NaN."""
+    seen = (st.l > 0) | torch.isnan(st.l)  # a NaN score must not pass for an empty row
     l_safe = torch.where(seen, st.l, torch.ones_like(st.l))
     m_safe = torch.where(torch.isfinite(st.m), st.m, torch.zeros_like(st.m))
     lse = torch.where(seen, m_safe + l_safe.log(), torch.full_like(st.l, float("-inf")))

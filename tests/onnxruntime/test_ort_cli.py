@@ -8,7 +8,7 @@ import json
 import onnx
 import pytest
 
-from hjplug.integrations.onnxruntime import run_export_cli
+from hjplug.cli.export_onnx import run_export_cli
 
 TINY_BERT = {"model_type": "bert", "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2,
              "num_attention_heads": 4, "intermediate_size": 37, "max_position_embeddings": 64}

@@ -1,16 +1,36 @@
 """`hjplug export-onnx MODEL OUT.onnx [--stats] [--opset N]`, as one function the CLI calls.
 
 MODEL is what `hjplug inspect` takes: a local Hugging Face model directory, a model id in the
-local HF cache, or a config.json (random weights). Nothing is downloaded. (Loading uses
-hjplug.api.load_model, imported when called: the CLI layer sits above the api layer.)
+local HF cache, or a config.json (random weights). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
-__all__ = ["run_export_cli"]
+__all__ = ["register", "run", "run_export_cli"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-onnx",
+        help="export a model as analysed ONNX (hjplug-domain functions ONNX Runtime runs as is)",
+        description="Export MODEL with torch.onnx (dynamo; legacy fallback), wrap each recognised "
+        "block into a model-local hjplug-domain function carrying its HJ reading, check it, and "
+        "write OUT.onnx atomically. Batch and sequence axes are dynamic.",
+    )
+    p.add_argument("model", help="model directory, model id in the local HF cache, or config.json")
+    p.add_argument("out", help="output .onnx path (its directory must exist)")
+    p.add_argument("--stats", action="store_true",
+                   help="add per-head log-partition and entropy outputs for every attention step")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_export_cli(args.model, args.out, args.stats, args.opset)
 
 
 def run_export_cli(model_ref: str, out: str, stats: bool = False,

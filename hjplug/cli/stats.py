@@ -1,0 +1,63 @@
+"""`hjplug stats [MODEL] [--text …] [--json]`: per layer × head ε-statistics of one forward.
+
+MODEL as for `hjplug inspect` (default: the bundled all-MiniLM-L6-v2, offline; a local HF
+directory, a cached model id, or a config.json with random weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stats", help="ε, entropy H/log k, particle/mixed/wave per attention head (default: "
+        "all-MiniLM-L6-v2, offline)",
+        description="Run one forward with ε-instrumentation and print, per layer × head, the "
+        "viscosity ε_h, the mean normalised entropy H(π)/log k (particle < 0.33 ≤ mixed ≤ 0.66 < "
+        "wave), the top-2 gap Δ/ε relative to log k and the curvature ‖Cov_π(k)‖/ε with its "
+        "bound max‖k‖²/ε. Nothing is downloaded.")
+    p.add_argument("model", nargs="?", default=None,
+                   help="model directory, cached model id, or config.json (default: bundled "
+                        "all-MiniLM-L6-v2)")
+    p.add_argument("--text", default=None, help="sentence to tokenize (models with a tokenizer)")
+    p.add_argument("--stats", default="epsilon,lse,entropy,gap",
+                   help="comma-separated statistics (epsilon, lse, entropy, gap, topk, "
+                        "curvature, weights); default: epsilon,lse,entropy,gap")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--save", default=None, help="also save the recording (.json or .pt)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from hjplug.api import load_model
+    from hjplug.instrument import instrument
+    from hjplug.instrument.names import check_stats
+    from hjplug.instrument.recorder import _jsonable
+    from hjplug.instrument.sweep import run_model
+
+    stats = check_stats([s.strip() for s in args.stats.split(",") if s.strip()], "hjplug stats")
+    loaded = load_model(args.model, text=args.text)
+    with instrument(loaded.model, stats=stats) as rec:
+        run_model(loaded.model, loaded.inputs)
+    summary = rec.summary()
+    if args.save:
+        rec.save(args.save)
+    if args.json:
+        print(json.dumps({"model": loaded.name, "source": loaded.source,
+                          "heads": [{k: _jsonable(v) for k, v in r.items()}
+                                    for r in summary.to_records()], "notes": rec.notes},
+                         indent=2, allow_nan=False))
+        return 0
+    from rich.console import Console
+
+    out = Console()
+    out.print(summary.rich_table(title=f"ε-statistics — {loaded.name}"))
+    reg = ", ".join(f"{n} {k}" for k, n in sorted(summary.regimes().items()))
+    out.print(f"{len(summary)} heads/readouts: {reg}. Source: {loaded.source}")
+    for note in rec.notes:
+        out.print(f"[dim]note: {note}[/]")
+    return 0

@@ -1,0 +1,134 @@
+"""FX-converted models (`hjplug.convert` → HJModule): statistics through the HJStep hook points.
+
+Each HJAttentionStep emits its logits z = q·kᵀ/ε + b ("scores", −inf = removed key) when
+observed; a forward pre-hook keeps its (q, k) for the curvature. HJLSEStep readouts emit
+"logits" (before /ε). Observing a step runs its explicit Gibbs evaluation (matmul / softmax),
+so FX statistics materialise the [Tq, Tk] scores per call (the HF path is blockwise).
+Steps whose deformed chain replays a reshaped graph (`deform_core`) emit no scores: noted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hjplug.instrument.recorder import Recorder
+from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats
+
+__all__ = ["attach_fx", "attention_steps", "is_fx", "lse_steps"]
+
+
+def is_fx(model: object) -> bool:
+    from hjplug.modules import HJModule
+
+    return isinstance(model, HJModule)
+
+
+def _ordered(model: Any, cls: type) -> list[tuple[str, Any]]:
+    steps = model.steps
+    order = [s.path for s in model.specs()]
+    return [(p, steps[p]) for p in order if p in steps and isinstance(steps[p], cls)]
+
+
+def attention_steps(model: Any) -> list[tuple[str, Any]]:
+    """(path, HJAttentionStep) in graph order: index i ↦ "layers.{i}.attn"."""
+    from hjplug.modules import HJAttentionStep
+
+    return _ordered(model, HJAttentionStep)
+
+
+def lse_steps(model: Any) -> list[tuple[str, Any]]:
+    from hjplug.modules import HJLSEStep
+
+    return _ordered(model, HJLSEStep)
+
+
+def _eps_vector(step: Any, H: int, like: Tensor) -> Tensor:
+    e = step.epsilon
+    vals = list(e) if isinstance(e, tuple) else [float(e)] * H
+    return torch.tensor(vals[:H] if len(vals) >= H else vals * H, dtype=torch.float32,
+                        device=like.device)
+
+
+def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
+                  ) -> Callable[[Any, str, Tensor], None]:
+    def cb(step: Any, point: str, z: Tensor) -> None:
+        with torch.no_grad():
+            z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+            B, H, Tq, Tk = z4.shape
+            need_top = max(rec.topk if "topk" in rec.stats else 0, 2 if "gap" in rec.stats else 0)
+            vals = logits_stats(z4, need_top)
+            eps = _eps_vector(step, H, z4)
+            vals["epsilon"] = eps
+            vals["value"] = eps.view(1, H, 1).to(vals["lse"].dtype) * vals["lse"]
+            if need_top:
+                tw = vals["topk_weights"]
+                vals["gap"], vals["gap_ratio"] = gap_from_topk(tw, vals["keys"])
+                vals["topk_weights"] = tw[..., :rec.topk]
+                vals["topk_indices"] = vals["topk_indices"][..., :rec.topk]
+            p = None
+            if {"weights", "curvature"} & set(rec.stats):
+                p = _softmax(z4)  # [B, H, Tq, Tk]
+            if "weights" in rec.stats:
+                vals["weights"] = p
+            if "curvature" in rec.stats and "k" in cell and p is not None:
+                k = cell["k"]
+                k = k.transpose(-1, -2) if step.mode != "sdpa" else k  # eager steps take kᵀ
+                k = k.reshape(-1, *k.shape[-3:])  # [B, Hk, Tk, D]
+                if k.shape[1] != H:
+                    k = k.repeat_interleave(H // k.shape[1], dim=1)
+                k = k.expand(B, H, Tk, k.shape[-1])
+                curv, bound = covariance_norm(p.reshape(B * H, Tq, Tk), k.reshape(B * H, Tk, -1),
+                                              (z4 > float("-inf")).reshape(B * H, Tq, Tk),
+                                              eps.repeat(B))
+                vals["curvature"], vals["curvature_bound"] = (curv.reshape(B, H, Tq),
+                                                              bound.reshape(B, H, Tq))
+        rec.put(prefix, path, "attention", vals)
+    return cb
+
+
+def _softmax(z: Tensor) -> Tensor:
+    """π = softmax(z) in fp32; rows with no visible key → 0 (never uniform over removed keys)."""
+    zf = z.float()
+    empty = ~(zf > float("-inf")).any(-1, keepdim=True)
+    return torch.softmax(zf.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
+
+
+def _lse_cb(rec: Recorder, prefix: str, path: str) -> Callable[[Any, str, Tensor], None]:
+    from hjplug.instrument._readouts import readout_stats
+
+    def cb(step: Any, point: str, z: Tensor) -> None:
+        eps = float(step.epsilon)
+        if eps <= 0:
+            return
+        zz = z.detach()
+        if step.dim not in (-1, zz.dim() - 1):
+            zz = zz.movedim(step.dim, -1)
+        with torch.no_grad():
+            vals = readout_stats(zz / eps, None, rec.stats, rec.topk)
+            vals["epsilon"] = torch.full((1,), eps)
+            vals["value"] = eps * vals["lse"]
+        rec.put(prefix, path, "readout", vals)
+    return cb
+
+
+def attach_fx(model: nn.Module, rec: Recorder, stack: ExitStack, readouts: bool) -> None:
+    for i, (path, step) in enumerate(attention_steps(model)):
+        if step.deform_core is not None:
+            rec.notes.append(f"layers.{i}.attn ({path}): this attention chain replays a reshaped "
+                             "graph and emits no scores; no statistics")
+        cell: dict[str, Tensor] = {}
+
+        def pre(m: nn.Module, args: tuple[Any, ...], cell: dict[str, Tensor] = cell) -> None:
+            cell["k"] = args[1].detach()
+        if "curvature" in rec.stats:
+            stack.callback(step.register_forward_pre_hook(pre).remove)
+        stack.callback(step.observe("scores", _attention_cb(rec, f"layers.{i}.attn", path,
+                                                            cell)).remove)
+    if readouts:
+        for j, (path, step) in enumerate(lse_steps(model)):
+            stack.callback(step.observe("logits", _lse_cb(rec, f"readout.lse{j}", path)).remove)

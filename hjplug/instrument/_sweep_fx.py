@@ -1,0 +1,128 @@
+"""Sweep driver for FX-converted models (HJModule): one ε per HJAttentionStep (heads = None);
+entropies from the "scores" hook point, fixed-input probes from the captured q, k."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument.sweep import Block, fold_inputs, fold_scan, run_model
+
+__all__ = ["FXDriver"]
+
+_WHERE = "hjplug.sweep"
+
+
+def _scores(q: Tensor, k: Tensor, sdpa: bool) -> Tensor:
+    """q·kᵀ [B, H, Tq, Tk] from a step's inputs (eager steps take kᵀ; GQA keys repeated)."""
+    kt = k if not sdpa else k.transpose(-1, -2)
+    if kt.shape[-3] != q.shape[-3]:
+        kt = kt.repeat_interleave(q.shape[-3] // kt.shape[-3], dim=-3)
+    return (q.float() @ kt.float()).reshape(-1, *q.shape[-3:-1], kt.shape[-1])
+
+
+class FXDriver:
+    def __init__(self, model: nn.Module, layers: Any, heads: Any) -> None:
+        from hjplug.instrument._fx import attention_steps
+        from hjplug.instrument.context import fx_layers
+
+        self.model = model
+        self.steps = attention_steps(model)
+        self.chosen = fx_layers(self.steps, layers, _WHERE)
+        if heads is not None:
+            raise InvalidArgumentError("heads", "None for an FX-converted model (one ε per "
+                                       "attention step)", heads, where=_WHERE)
+        self.heads = None
+        self.paths = [p for p, _ in self.steps]
+        self.n_blocks = len(self.steps)
+        self.max_heads = 1
+        self.nheads = [1] * self.n_blocks
+        self.notes = [f"{p}: no scores hook (reshaped chain)" for p, s in self.steps
+                      if s.deform_core is not None]
+
+    def heads_of(self, i: int) -> list[int]:
+        return list(range(self.nheads[i])) if i in self.chosen else []
+
+    def enter(self, stack: ExitStack) -> None:
+        pass
+
+    def run(self, inputs: Any, lam: float, nxt: float | None) -> Block:
+        from hjplug.instrument.context import deform
+        from hjplug.instrument.stats import logits_stats
+
+        got: dict[int, tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]] = {}
+        qk: dict[int, tuple[Tensor, Tensor]] = {}
+
+        def pre(i: int) -> Any:
+            def fn(m: nn.Module, args: tuple[Any, ...]) -> None:
+                qk[i] = (args[0].detach(), args[1].detach())
+            return fn
+
+        def obs(i: int) -> Any:
+            def fn(step: Any, point: str, z: Tensor) -> None:
+                z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+                H = z4.shape[1]
+                if len(self.nheads) and self.nheads[i] < H:
+                    self.nheads[i] = H
+                    self.max_heads = max(self.max_heads, H)
+                st = logits_stats(z4)
+                eps = float(step.epsilon)
+                probe = None
+                if nxt is not None and i in self.chosen and i in qk and eps > 0:
+                    s = _scores(*qk[i], step.mode == "sdpa").reshape(z4.shape)  # q·kᵀ
+                    fin = z4 > float("-inf")
+                    b = torch.where(fin, z4.float() - s / eps, torch.zeros_like(s))
+                    eps1 = eps * nxt / lam
+                    z1 = torch.where(fin, s / eps1 + b, torch.full_like(s, float("-inf")))
+                    probe = logits_stats(z1.double())["entropy"]
+                got[i] = (st["entropy"], st["keys"], st["nan"], torch.full((H,), eps), probe)
+            return fn
+
+        with ExitStack() as stack:
+            stack.enter_context(deform(self.model, lam, self.chosen))
+            for i, (_, step) in enumerate(self.steps):
+                stack.callback(step.register_forward_pre_hook(pre(i)).remove)
+                stack.callback(step.observe("scores", obs(i)).remove)
+            run_model(self.model, inputs)
+        return got
+
+    def folds(self, inputs: Any, lam: list[float], fold_head: tuple[int, int] | None,
+              fold_queries: tuple[int, int] | None) -> tuple[Any, Any, str]:
+        layer, head = fold_head if fold_head is not None else (self.chosen[0], 0)
+        if not (isinstance(layer, int) and 0 <= layer < self.n_blocks):
+            raise InvalidArgumentError("fold_head", f"(layer in [0, {self.n_blocks}), head)",
+                                       fold_head, where=_WHERE)
+        path, step = self.steps[layer]
+        cap: dict[str, Tensor] = {}
+
+        def pre(m: nn.Module, args: tuple[Any, ...]) -> None:
+            cap["q"], cap["k"] = args[0].detach(), args[1].detach()
+
+        def obs(s: Any, point: str, z: Tensor) -> None:
+            cap["z"] = z.detach()
+        with ExitStack() as stack:
+            stack.callback(step.register_forward_pre_hook(pre).remove)
+            stack.callback(step.observe("scores", obs).remove)
+            run_model(self.model, inputs)
+        if "z" not in cap:
+            raise HJPlugError(f"{_WHERE}: step {path} emitted no scores; no fold scan.")
+        q = cap["q"].reshape(-1, *cap["q"].shape[-3:])  # [B, H, Tq, D]
+        k = cap["k"] if step.mode == "sdpa" else cap["k"].transpose(-1, -2)
+        k = k.reshape(-1, *k.shape[-3:])
+        if k.shape[1] != q.shape[1]:
+            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        if not 0 <= head < q.shape[1]:
+            raise InvalidArgumentError("fold_head", f"(layer, head in [0, {q.shape[1]}))",
+                                       fold_head, where=_WHERE)
+        z = cap["z"].reshape(-1, *cap["z"].shape[-3:])
+        K, qa, qb, ia, ib = fold_inputs(k[0, head], q[0, head], z[0, head] > float("-inf"),
+                                        fold_queries)
+        eps0 = float(step.identified_epsilon)
+        scan = fold_scan(K, qa, qb, [v * eps0 for v in lam])
+        src = (f"layers.{layer}.attn head {head} ({path}), batch 0, path q_{ia} → q_{ib}, "
+               f"{K.shape[0]} key atoms in d = {K.shape[1]}, b = 0, ε = λ·{eps0:.4g}")
+        return scan.folds, scan, src

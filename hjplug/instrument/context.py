@@ -1,0 +1,129 @@
+"""`instrument(model, stats=...)`: a context recording ε-statistics; `deform` for both model kinds.
+
+    with hjplug.instrument(model, stats=("epsilon", "entropy", "lse", "gap", "topk",
+                                         "curvature")) as rec:
+        model(**inputs)
+    rec["layers.3.attn.entropy"]; rec.summary(); rec.to_dataframe(); rec.save(path)
+
+Hooks exist only inside the context (nnsight-style: registered on entry, removed on exit, also
+after an exception); off = free. Nested contexts and concurrent contexts on different models
+are independent. Supported: Hugging Face PreTrainedModels (enabled for the context if needed),
+FX-converted models (`hjplug.convert`), and any nn.Module for its recurrent gates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from torch import nn
+
+from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument.names import DEFAULT_STATS, check_stats
+from hjplug.instrument.recorder import Recorder
+
+__all__ = ["deform", "instrument"]
+
+_WHERE = "hjplug.instrument"
+
+
+def _check_topk(topk: object, where: str) -> int:
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise InvalidArgumentError("topk", "an int ≥ 1", topk, where=where)
+    return topk
+
+
+@contextmanager
+def instrument(model: nn.Module, stats: str | Iterable[str] = DEFAULT_STATS, *, topk: int = 5,
+               readouts: bool = True, backend: str = "auto") -> Iterator[Recorder]:
+    """Record `stats` (see hjplug.instrument.names.STATS) for every forward inside the context.
+
+    topk: k for the "topk" statistic. readouts: also instrument LM heads, classifiers, MoE
+    routers, FX LSE steps and recurrent gates. backend (HF models): "kernel" = the integration's
+    record() path (hjplug.kernels.hj_attention: fused Triton on CUDA, blockwise reference on
+    CPU); "stats" = stock SDPA output plus a blockwise statistics-only pass (faster on CPU);
+    "auto" = kernel on CUDA, stats elsewhere. Both agree with eager attention to ≤ 1e-5 (fp32).
+    """
+    from hjplug.instrument._fx import attach_fx, is_fx
+    from hjplug.instrument._hf import attach_hf, is_hf
+    from hjplug.instrument._readouts import attach_readouts
+
+    wanted = check_stats(stats, _WHERE)
+    k = _check_topk(topk, _WHERE)
+    if backend not in ("auto", "kernel", "stats"):
+        raise InvalidArgumentError("backend", "'auto', 'kernel' or 'stats'", backend,
+                                   where=_WHERE)
+    if not isinstance(model, nn.Module):
+        raise InvalidArgumentError("model", "a torch.nn.Module (Hugging Face or hjplug.convert "
+                                   "output)", type(model).__name__, where=_WHERE)
+    rec = Recorder(wanted, k, type(model).__name__)
+    with ExitStack() as stack:
+        if is_hf(model):
+            attach_hf(model, rec, stack, readouts, backend)
+        elif is_fx(model):
+            attach_fx(model, rec, stack, readouts)
+        elif readouts:
+            attach_readouts(model, rec, stack)
+            rec.notes.append(f"{type(model).__name__} is neither a transformers model nor an "
+                             "hjplug.convert result: only readouts and recurrent gates recorded")
+        yield rec
+
+
+@contextmanager
+def deform(model: nn.Module, scale: float | Sequence[float],
+           layers: Sequence[int] | int | None = None,
+           heads: Sequence[int] | int | None = None) -> Iterator[None]:
+    """ε_h → λ·ε_h inside the context, for HF models (per head) and FX-converted ones (per block:
+    `heads` must be None). λ = 0 is the tropical (hard-max) limit. Restored exactly on exit."""
+    from hjplug.instrument._fx import attention_steps, is_fx
+    from hjplug.instrument._hf import ensure_enabled, is_hf
+
+    with ExitStack() as stack:
+        if is_hf(model):
+            from hjplug.integrations.huggingface import deform as hf_deform
+
+            ensure_enabled(model, stack)
+            stack.enter_context(hf_deform(model, scale, layers, heads))
+        elif is_fx(model):
+            steps = attention_steps(model)
+            chosen = fx_layers(steps, layers, "hjplug.instrument.deform")
+            if heads is not None:
+                raise InvalidArgumentError(
+                    "heads", "None for an FX-converted model (an HJAttentionStep has one ε per "
+                    "block)", heads, where="hjplug.instrument.deform")
+            lam = float(scale) if isinstance(scale, int | float) else None
+            if lam is None or not lam >= 0 or lam != lam or lam == float("inf"):
+                raise InvalidArgumentError("scale", "a finite λ ≥ 0", scale,
+                                           where="hjplug.instrument.deform")
+            for i in chosen:
+                step = steps[i][1]
+                prev = step.epsilon
+                stack.callback(_restore_eps, step, prev)
+                step.epsilon = lam * float(step.identified_epsilon)
+        else:
+            raise HJPlugError(f"hjplug.instrument.deform: expected a transformers model or an "
+                              f"hjplug.convert result; got {type(model).__name__}.")
+        yield
+
+
+def _restore_eps(step: Any, prev: Any) -> None:
+    """Put back the previous ε through the step's public API."""
+    if prev == step.identified_epsilon:
+        step.reset_epsilon()
+    else:
+        step.epsilon = prev
+
+
+def fx_layers(steps: list[Any], layers: Sequence[int] | int | None, where: str) -> list[int]:
+    n = len(steps)
+    if n == 0:
+        raise HJPlugError(f"{where}: the converted model has no HJAttentionStep.")
+    if layers is None:
+        return list(range(n))
+    items = [layers] if isinstance(layers, int) else list(layers)
+    for x in items:
+        if isinstance(x, bool) or not isinstance(x, int) or not -n <= x < n:
+            raise InvalidArgumentError("layers", f"attention block indices in [0, {n})", x,
+                                       where=where)
+    return list(dict.fromkeys(x % n for x in items))

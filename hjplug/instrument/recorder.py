@@ -1,0 +1,249 @@
+"""Recorder: the tensors one `hjplug.instrument(...)` context collected, by canonical hook name.
+
+    rec["layers.3.attn.entropy"]   [B, H, Sq] (calls of equal shape are concatenated on dim 0)
+    rec.calls("layers.3.attn.entropy")  one tensor per attention call (e.g. generation steps)
+    rec.summary()                  per layer × head: ε, mean H/log k, particle / mixed / wave
+    rec.to_dataframe(per="head" | "row"), rec.save(path)   (.json: summary; else torch.save)
+
+Hook names and statistics are documented in `hjplug.instrument.names`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument.names import ALWAYS, PRODUCES
+from hjplug.instrument.records import HeadSummary, Summary, regime
+from hjplug.instrument.stats import safe_mean
+
+__all__ = ["Recorder", "UnknownHookError"]
+
+
+class UnknownHookError(HJPlugError, KeyError):
+    """A hook name the recorder holds no tensor for (the message lists those it holds)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class Recorder:
+    """Collected statistics of one instrument context (see module docstring)."""
+
+    def __init__(self, stats: tuple[str, ...], topk: int, source: str) -> None:
+        self.stats = stats
+        self.topk = topk
+        self.source = source
+        self.paths: dict[str, str] = {}  # prefix → module path
+        self.kinds: dict[str, str] = {}  # prefix → attention | readout | gate
+        self.notes: list[str] = []
+        self._data: dict[str, list[Tensor]] = {}
+
+    # ---------------------------------------------------------------- filling (adapters)
+    def put(self, prefix: str, path: str, kind: str, values: dict[str, Tensor]) -> None:
+        self.paths.setdefault(prefix, path)
+        self.kinds.setdefault(prefix, kind)
+        wanted = {n for s in self.stats for n in PRODUCES[s]} | set(ALWAYS)
+        for name, t in values.items():
+            if name in wanted:
+                self._data.setdefault(f"{prefix}.{name}", []).append(t.detach())
+
+    # ---------------------------------------------------------------- reading
+    def keys(self) -> list[str]:
+        """Every hook name holding data, in recording order."""
+        return list(self._data)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def calls(self, name: str) -> list[Tensor]:
+        """One tensor per recorded call of hook `name`."""
+        if name not in self._data:
+            self._unknown(name)
+        return list(self._data[name])
+
+    def __getitem__(self, name: str) -> Tensor:
+        ts = self.calls(name)
+        if len(ts) == 1:
+            return ts[0]
+        if name.endswith(".epsilon"):
+            first = ts[0]
+            return first if all(torch.equal(first, t) for t in ts) else torch.stack(ts)
+        if all(t.shape[1:] == ts[0].shape[1:] for t in ts):
+            return torch.cat(ts, dim=0)
+        raise HJPlugError(
+            f"Recorder[{name!r}]: {len(ts)} calls with different shapes "
+            f"({', '.join(str(tuple(t.shape)) for t in ts[:3])}, ...) cannot be concatenated; "
+            f"use rec.calls({name!r}) for the list of per-call tensors.")
+
+    def _unknown(self, name: str) -> None:
+        held = self.keys()
+        prefix = name.rsplit(".", 1)[0]
+        near = [k for k in held if k.startswith(prefix + ".")] or held[:12]
+        raise UnknownHookError(
+            f"Recorder: no tensor recorded under {name!r} (expected a name of the form "
+            f"'layers.<i>.attn.<stat>'; recorded stats: {', '.join(self.stats)}). "
+            f"Held names include: {', '.join(near) or 'none (nothing ran inside the context)'}.")
+
+    def prefixes(self) -> list[str]:
+        return list(self.paths)
+
+    def nan_rows(self) -> dict[str, int]:
+        """Rows flagged NaN per prefix (0 everywhere for clean inputs)."""
+        return {p: int(self[f"{p}.nan"].sum()) for p in self.paths if f"{p}.nan" in self._data}
+
+    # ---------------------------------------------------------------- summaries
+    def _opt(self, prefix: str, name: str) -> Tensor | None:
+        key = f"{prefix}.{name}"
+        return self[key] if key in self._data else None
+
+    def summary(self) -> Summary:
+        """Per layer × head (and per readout / gate): ε, means over valid rows, regime."""
+        out: list[HeadSummary] = []
+        for prefix, path in self.paths.items():
+            ent = self._opt(prefix, "entropy")
+            keys, nan = self._opt(prefix, "keys"), self._opt(prefix, "nan")
+            if ent is None or keys is None or nan is None:
+                continue
+            kind = self.kinds[prefix]
+            head_dim = 1 if kind == "attention" and ent.dim() == 3 else None
+            eps = self._opt(prefix, "epsilon")
+            n_heads = ent.shape[1] if head_dim else 1
+            for h in range(n_heads):
+                def sel(t: Tensor | None, h: int = h, hd: int | None = head_dim
+                        ) -> Tensor | None:
+                    return None if t is None else (t[:, h] if hd else t)
+                e, k, bad = sel(ent), sel(keys), sel(nan)
+                assert e is not None and k is not None and bad is not None
+                valid = (k > 1) & ~bad
+                norm = sel(self._opt(prefix, "normalized_entropy"))
+                lse = sel(self._opt(prefix, "lse"))
+                ratio = sel(self._opt(prefix, "gap_ratio"))
+                curv = sel(self._opt(prefix, "curvature"))
+                bound = sel(self._opt(prefix, "curvature_bound"))
+                mn = safe_mean(norm, valid) if norm is not None else math.nan
+                eps_h = math.nan
+                if eps is not None:
+                    ev = eps.reshape(-1, eps.shape[-1])[-1]
+                    eps_h = float(ev[h] if ev.numel() > h else ev[0])
+                out.append(HeadSummary(
+                    name=prefix, path=path, kind=kind, head=h, epsilon=eps_h,
+                    rows=int(valid.sum()), nan_rows=int(bad.sum()),
+                    mean_entropy=safe_mean(e, valid), mean_normalized_entropy=mn,
+                    regime=regime(mn),
+                    mean_lse=safe_mean(lse, valid & torch.isfinite(lse)) if lse is not None
+                    else math.nan,
+                    mean_gap_ratio=safe_mean(ratio, valid & torch.isfinite(ratio))
+                    if ratio is not None else math.nan,
+                    max_curvature=_max(curv, valid), curvature_bound=_max(bound, valid),
+                ))
+        return Summary(tuple(out))
+
+    # ---------------------------------------------------------------- export
+    def to_dataframe(self, per: str = "head") -> Any:
+        """per="head": the summary table; per="row": one row per (hook, batch, head, query)
+        with every recorded [B, H, Sq] statistic as a column. Needs pandas."""
+        from hjplug.instrument._frames import frame
+
+        where = "Recorder.to_dataframe"
+        if per == "head":
+            recs = self.summary().to_records()
+            cols = {k: [r[k] for r in recs] for k in (recs[0] if recs else {"name": None})}
+            return frame(cols if recs else {}, where)
+        if per != "row":
+            raise InvalidArgumentError("per", "'head' or 'row'", per, where=where)
+        return frame(self._row_columns(), where)
+
+    def _row_columns(self) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {"name": [], "batch": [], "head": [], "query": []}
+        stats = ["lse", "value", "entropy", "normalized_entropy", "gap", "gap_ratio",
+                 "curvature", "curvature_bound", "keys", "nan"]
+        for s in stats:
+            cols[s] = []
+        for prefix in self.paths:
+            if self.kinds[prefix] != "attention" or f"{prefix}.keys" not in self._data:
+                continue
+            keys = self[f"{prefix}.keys"]
+            if keys.dim() != 3:
+                continue
+            B, H, Sq = keys.shape
+            b, h, q = torch.meshgrid(torch.arange(B), torch.arange(H), torch.arange(Sq),
+                                     indexing="ij")
+            n = B * H * Sq
+            cols["name"] += [prefix] * n
+            cols["batch"] += b.reshape(-1).tolist()
+            cols["head"] += h.reshape(-1).tolist()
+            cols["query"] += q.reshape(-1).tolist()
+            for s in stats:
+                t = self._opt(prefix, s)
+                cols[s] += t.reshape(-1).tolist() if t is not None else [math.nan] * n
+        return {k: v for k, v in cols.items() if v and not all(
+            isinstance(x, float) and math.isnan(x) for x in v)}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temporary file + os.replace): `.json` → summary and metadata;
+        anything else → torch.save of {"stats": {name: tensor}, "summary", "paths", "meta"}."""
+        target = Path(path)
+        meta = {"source": self.source, "stats": list(self.stats), "topk": self.topk,
+                "notes": list(self.notes)}
+        summary = self.summary().to_records()
+
+        def write(f: Any) -> None:
+            if target.suffix == ".json":
+                clean = [{k: _jsonable(v) for k, v in r.items()} for r in summary]
+                payload = {"meta": meta, "paths": self.paths, "summary": clean,
+                           "hooks": self.keys()}
+                f.write(json.dumps(payload, indent=2, allow_nan=False).encode())
+            else:
+                stats = {}
+                for k in self.keys():
+                    try:
+                        stats[k] = self[k]
+                    except HJPlugError:
+                        stats[k] = self.calls(k)
+                torch.save({"stats": stats, "summary": summary, "paths": self.paths,
+                            "meta": meta}, f)
+
+        _atomic_write(target, write)
+        return target
+
+
+def _max(t: Tensor | None, valid: Tensor) -> float:
+    if t is None:
+        return math.nan
+    ok = valid & torch.isfinite(t)
+    return float(t[ok].max()) if bool(ok.any()) else math.nan
+
+
+def _jsonable(x: Any) -> Any:
+    """NaN / ±inf → None (strict JSON)."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

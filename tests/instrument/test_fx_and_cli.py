@@ -1,0 +1,95 @@
+"""FX-converted models (hjplug.convert) through instrument / deform / sweep / attribute, and the
+`hjplug stats` / `hjplug sweep` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from instr_models import bert
+
+import hjplug
+from hjplug.cli import main
+from hjplug.errors import InvalidArgumentError
+
+
+@pytest.fixture(scope="module")
+def converted():
+    model, inputs = bert()
+    return model, hjplug.convert(model, inputs), inputs
+
+
+def test_fx_statistics_match_the_hf_path(converted) -> None:
+    model, hj, inputs = converted
+    stats = ("entropy", "lse", "topk", "gap", "curvature")
+    with torch.no_grad(), hjplug.instrument(hj, stats=stats) as fx, \
+            hjplug.instrument(model, stats=stats) as hf:
+        hj(**inputs)
+        model(**inputs)
+    for layer in (0, 1):
+        for s in ("entropy", "lse", "value", "normalized_entropy", "topk_weights",
+                  "curvature", "curvature_bound"):
+            name = f"layers.{layer}.attn.{s}"
+            torch.testing.assert_close(fx[name].double(), hf[name].double(), atol=1e-5,
+                                       rtol=1e-6, equal_nan=True)
+        assert torch.equal(fx[f"layers.{layer}.attn.keys"], hf[f"layers.{layer}.attn.keys"])
+    assert fx.paths["layers.1.attn"] == "encoder.layer.1.attention.self"
+    assert not any(s._observers for s in hj.steps.values())  # hook points released
+
+
+def test_fx_deform_sweep_attribute(converted) -> None:
+    model, hj, inputs = converted
+    step = hj.steps["encoder.layer.0.attention.self"]
+    eps0 = step.epsilon
+    with hjplug.instrument.deform(hj, 0.25, layers=[0]):
+        assert step.epsilon == pytest.approx(0.25 * eps0)
+        with hjplug.instrument.deform(model, 0.25, layers=[0]), torch.no_grad(), \
+                hjplug.instrument(hj) as a, hjplug.instrument(model) as b:
+            hj(**inputs)
+            model(**inputs)
+        torch.testing.assert_close(a["layers.0.attn.entropy"], b["layers.0.attn.entropy"],
+                                   atol=1e-5, rtol=0)
+    assert step.epsilon == eps0 and step.at_identified
+    with pytest.raises(InvalidArgumentError, match="heads"), \
+            hjplug.instrument.deform(hj, 0.5, heads=[0]):
+        pass
+    sw = hjplug.sweep(hj, inputs, [0.5, 1.0, 2.0], layers=[0], folds=False, progress=False)
+    ref = hjplug.sweep(model, inputs, [0.5, 1.0, 2.0], layers=[0], folds=False, progress=False)
+    assert sw.ok and sw.checked > 0
+    torch.testing.assert_close(sw.entropy, ref.entropy, atol=1e-5, rtol=0)
+    attr = hjplug.attribute(hj, inputs, layer=1, head=2)
+    torch.testing.assert_close(attr.weights, hjplug.attribute(model, inputs, layer=1,
+                                                              head=2).weights, atol=1e-6, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def config_json(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "config.json"
+    path.write_text(json.dumps({"model_type": "bert", "hidden_size": 32,
+                                "num_hidden_layers": 2, "num_attention_heads": 4,
+                                "intermediate_size": 37, "vocab_size": 97}))
+    return str(path)
+
+
+def test_cli_stats_json(config_json, capsys, tmp_path) -> None:
+    out_file = tmp_path / "rec.json"
+    assert main(["stats", config_json, "--json", "--save", str(out_file)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["heads"]) == 8 and data["heads"][0]["name"] == "layers.0.attn"
+    assert {h["regime"] for h in data["heads"]} <= {"particle", "mixed", "wave"}
+    assert json.loads(out_file.read_text())["summary"]
+    assert main(["stats", config_json, "--stats", "entropy,bogus"]) == 2
+    assert "entropy, gap, topk, curvature" in capsys.readouterr().err
+
+
+def test_cli_sweep(config_json, capsys, tmp_path) -> None:
+    png = tmp_path / "sweep.png"
+    assert main(["sweep", config_json, "--scales", "0.5:2:3", "--layers", "0", "--json",
+                 "--plot", str(png)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["scales"]) == 3 and data["monotonicity"]["violations"] == 0
+    assert png.stat().st_size > 1000
+    assert main(["sweep", config_json, "--scales", "0,1"]) == 2
+    assert "scales" in capsys.readouterr().err
+    assert main(["sweep", config_json, "--scales", "1", "--layers", "7", "--no-folds"]) == 2
