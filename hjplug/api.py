@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hjplug.errors import HJPlugError
+from hjplug.passes.inputs import accepted_inputs, synthesize_inputs
 from hjplug.report import InspectReport, NearMiss
 from hjplug.spec import Exactness, HJSpec
 
@@ -375,37 +376,5 @@ def _tokenize(path: Path, text: str, model: nn.Module, config: Any) -> dict[str,
         enc = dict(tok(text, return_tensors="pt"))
         if getattr(config, "is_encoder_decoder", False):
             enc["decoder_input_ids"] = enc["input_ids"]
-        return _accepted(model, enc)
+        return accepted_inputs(model, enc)
     return synthesize_inputs(model, config)
-
-
-def _accepted(model: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
-    params = _pyinspect.signature(model.forward).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return {k: v for k, v in inputs.items() if k in params or k == "attention_mask"}
-    return {k: v for k, v in inputs.items() if k in params}
-
-
-def synthesize_inputs(model: nn.Module, config: Any, *, batch: int = 1, seq: int = 16
-                      ) -> dict[str, Any]:
-    """Example inputs from a config: token ids + attention mask, or pixel values (seeded)."""
-    g = torch.Generator().manual_seed(0)
-    main = getattr(model, "main_input_name", "input_ids")
-    if main == "input_ids":
-        vocab = int(getattr(config, "vocab_size", 0) or 0)
-        if vocab <= 0:
-            raise HJPlugError(f"cannot synthesise token ids: {type(config).__name__} has no "
-                              "vocab_size; pass example_inputs.")
-        ids = torch.randint(0, vocab, (batch, seq), generator=g)
-        inputs: dict[str, Any] = {"input_ids": ids,
-                                  "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
-        if getattr(config, "is_encoder_decoder", False):
-            inputs["decoder_input_ids"] = ids
-        return _accepted(model, inputs)
-    if main == "pixel_values":
-        size = getattr(config, "image_size", 224)
-        h, w = (size, size) if isinstance(size, int) else tuple(size)[:2]
-        chans = int(getattr(config, "num_channels", 3))
-        return {"pixel_values": torch.randn(batch, chans, h, w, generator=g)}
-    raise HJPlugError(f"cannot synthesise inputs for main input {main!r} of "
-                      f"{type(model).__name__}; pass example_inputs.")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hjplug.errors import HJPlugError
 from hjplug.integrations.onnxruntime.records import ExportError
 
 __all__ = ["HF_INPUTS", "HFOutputs", "Prepared", "is_hf_model", "prepare", "synthesize"]
@@ -111,30 +112,12 @@ class Prepared:
 def synthesize(model: nn.Module, *, batch: int = 2, seq: int = 16) -> dict[str, Tensor]:
     """Example inputs of a Hugging Face model from its config (seeded): token ids + mask (+
     decoder ids), or pixel values. Batch 2 and sequence 16, so both axes can stay dynamic."""
-    config = model.config  # type: ignore[union-attr]
-    g = torch.Generator().manual_seed(0)
-    main = getattr(model, "main_input_name", "input_ids")
-    if main == "input_ids":
-        vocab = int(getattr(config, "vocab_size", 0) or 0)
-        if vocab <= 0:
-            raise ExportError(f"cannot synthesise token ids for {type(model).__name__}: its "
-                              "config has no vocab_size; pass example_inputs.")
-        ids = torch.randint(0, vocab, (batch, seq), generator=g)
-        out = {"input_ids": ids, "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
-        if getattr(config, "is_encoder_decoder", False):
-            out["decoder_input_ids"] = ids
-        params = inspect.signature(model.forward).parameters
-        if "attention_mask" not in params and not any(
-                p.kind is p.VAR_KEYWORD for p in params.values()):
-            out.pop("attention_mask")
-        return out
-    if main == "pixel_values":
-        size = getattr(config, "image_size", 224)
-        h, w = (size, size) if isinstance(size, int) else tuple(size)[:2]
-        chans = int(getattr(config, "num_channels", 3))
-        return {"pixel_values": torch.randn(batch, chans, h, w, generator=g)}
-    raise ExportError(f"cannot synthesise inputs for main input {main!r} of "
-                      f"{type(model).__name__}; pass example_inputs.")
+    from hjplug.passes.inputs import synthesize_inputs
+
+    try:
+        return synthesize_inputs(model, batch=batch, seq=seq)
+    except HJPlugError as err:
+        raise ExportError(str(err)) from None
 
 
 def _roles(name: str, t: Tensor, hf: bool) -> dict[int, str]:
