@@ -18,5 +18,5 @@ def test_default_rules_are_an_explicit_ordered_tuple():
 
     assert isinstance(DEFAULT_RULES, tuple)
     assert [r.name for r in DEFAULT_RULES] == [
-        "hjplug_call", "attention", "attention_op", "contrib_attention", "recurrent", "lse",
-        "residual"]
+        "hjplug_call", "attention", "attention_op", "contrib_attention", "recurrent", "ssm",
+        "lse", "residual"]

@@ -1,5 +1,5 @@
-"""Round trip: `inspect_onnx` of the exported file gives the same attention steps (paths, ε)
-and residual steps as `hjplug.inspect` of the PyTorch model (FX pass)."""
+"""Round trip: `inspect_onnx` of the exported file gives the same attention steps (paths, ε),
+SSM and residual steps as `hjplug.inspect` of the PyTorch model (FX pass)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,7 @@ def _blocks(report, kind: str) -> list[tuple[str, object]]:
     return [(b.path, b.epsilon) for b in report.blocks if b.kind == kind]
 
 
-@pytest.mark.parametrize("family", [
-    *[f for f in FAMILIES if f != "mamba"],
-    pytest.param("mamba", marks=pytest.mark.xfail(
-        strict=True, reason="the ONNX pass has no SSM rule (FX: 2 ssm + 2 residual; ONNX: "
-                            "1 residual)")),
-])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_file_blocks_equal_fx_blocks(exported, family: str) -> None:
     ex = exported(family)
     fx = hjplug.inspect(ex.model, ex.inputs)
