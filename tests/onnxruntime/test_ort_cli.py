@@ -37,3 +37,22 @@ def test_cli_errors(tmp_path, capsys) -> None:
     cfg.write_text(json.dumps(TINY_BERT))
     assert run_export_cli(str(cfg), str(tmp_path / "no" / "m.onnx"), False, None) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_hjplug_command_exports_then_inspects_the_file(tmp_path, capsys) -> None:
+    """The registered subcommands end to end: `hjplug export-onnx`, then `hjplug inspect F.onnx`."""
+    from hjplug.cli import main
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(TINY_BERT))
+    out = tmp_path / "bert.onnx"
+    assert main(["export-onnx", str(cfg), str(out)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    kinds = [b["kind"] for b in report["blocks"]]
+    assert kinds.count("attention") == 2 and kinds.count("residual") == 4
+    eps = [b["epsilon"] for b in report["blocks"] if b["kind"] == "attention"]
+    assert all(e == pytest.approx(8**0.5) for e in eps)
+    assert main(["inspect", str(tmp_path / "missing.onnx")]) == 2
