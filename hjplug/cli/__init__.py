@@ -16,7 +16,8 @@ from hjplug._version import __version__
 
 # Explicit and ordered: the help text lists them in this order.
 SUBCOMMANDS: tuple[str, ...] = ("hjplug.cli.verify", "hjplug.cli.inspect", "hjplug.cli.paper",
-                                 "hjplug.cli.export_onnx", "hjplug.cli.stats", "hjplug.cli.sweep")
+                                 "hjplug.cli.export_onnx", "hjplug.cli.stats", "hjplug.cli.sweep",
+                                 "hjplug.cli.report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,217 @@
+"""Render a ReportData as one self-contained HTML file, or Markdown with PNGs beside it.
+
+Writes are atomic: a temporary file in the target directory, then os.replace.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from hjplug.errors import HJPlugError
+from hjplug.htmlreport.collect import ReportData, eps_star
+from hjplug.htmlreport.figures import FIGURES
+
+__all__ = ["ReportWriteError", "check_writable", "render_html", "render_markdown",
+           "write_atomic"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;padding:0 1em;color:#222;background:#fff}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;font-size:.85em;width:100%}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
+code{font-size:.95em}.muted{color:#666}.err{background:#fff0f0;border:1px solid #e99;
+padding:.5em 1em}.err li{font-family:monospace;font-size:.85em}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+"""
+
+
+class ReportWriteError(HJPlugError):
+    """The report's output path cannot be written."""
+
+
+def check_writable(path: Path) -> None:
+    """Raise ReportWriteError unless `path`'s directory exists and accepts a new file."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ReportWriteError(f"{path}: is a directory; give a file name such as report.html.")
+    if not parent.is_dir():
+        raise ReportWriteError(f"{path}: the directory {parent} does not exist; create it or "
+                               "choose another -o path.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".hjplug-report-", suffix=".tmp")
+    except OSError as exc:
+        raise ReportWriteError(f"{path}: cannot write in {parent} ({exc.strerror or exc}); "
+                               "choose another -o path.") from exc
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same directory and os.replace."""
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".hjplug-report-", suffix=".tmp")
+    except OSError as exc:
+        raise ReportWriteError(f"{path}: cannot write in {parent} ({exc.strerror or exc}).") \
+            from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportWriteError(f"{path}: write failed ({exc.strerror or exc}).") from exc
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(v: float) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def block_rows(d: ReportData) -> list[tuple[str, ...]]:
+    """(path, kind, Hamiltonian, ε, time step, exactness, evidence) per identified block."""
+    if d.inspect is None:
+        return []
+    rows = d.inspect.rows()
+    return [(*r, ", ".join(b.evidence)) for r, b in zip(rows, d.inspect.blocks, strict=True)]
+
+
+_CAPTIONS = {
+    "entropy_heatmap": "Mean normalised entropy H(π)/log k of each head's Gibbs weights on the "
+                       "given text; heads labelled particle (P, < 0.33), mixed (M) or wave (W, "
+                       "> 0.66).",
+    "entropy_depth": "Mean (and min … max over heads) of H(π)/log k per layer: depth = HJ time, "
+                     "one attention step per layer.",
+    "eps_sweep": "ε → λ·ε_h for the most and least focused heads. Dashed: ε* where H/log k = "
+                 "1/2; dotted: the model's own ε_h; the ε → 0 end is the tropical limit "
+                 "(hard max, H → 0).",
+    "folds": "Critical points of x ↦ H(π(x; ε)) along the straight path between two query "
+             "states of one head, against ε; dashed lines mark basin merges (folds).",
+    "attribution": "Top-k Gibbs weights π_j = ∂f/∂b_j of one query token over the keys, in "
+                   "the most focused head.",
+}
+
+_HEADERS = ("path", "kind", "Hamiltonian", "ε", "time step", "exactness", "evidence")
+
+
+def _head_stats(d: ReportData) -> list[str]:
+    """Short sentences on the sweep / fold / attribution results."""
+    out = []
+    if d.heads:
+        reg: dict[str, int] = {}
+        for h in d.heads:
+            reg[h.regime] = reg.get(h.regime, 0) + 1
+        out.append(f"{len(d.heads)} attention heads: "
+                   + ", ".join(f"{n} {k}" for k, n in sorted(reg.items())))
+    sw = d.sweep
+    if sw is not None and d.focused and d.diffuse:
+        for (li, h), label in ((d.focused, "most focused"), (d.diffuse, "least focused")):
+            eps = sw.epsilon[:, li, h].tolist()
+            es = eps_star(eps, sw.normalized_entropy[:, li, h].tolist())
+            out.append(f"{label}: layer {li} head {h}, ε_h = {_fmt(eps[0] / sw.scales[0].item())}"
+                       f", ε* = {_fmt(es)} (λ ∈ {[round(x, 3) for x in sw.scales.tolist()]})")
+        out.append(f"monotonicity of H in ε: {sw.checked} (row, step) pairs checked, "
+                   f"{len(sw.violations)} violations")
+    if d.fold is not None and d.fold.fold_scan is not None:
+        scan = d.fold.fold_scan
+        merges = ", ".join(f"{f.eps:.4g}" for f in scan.folds) or "none in this range"
+        out.append(f"fold scan: {d.fold.fold_source}; basin merges at ε = {merges}")
+    return out
+
+
+def render_html(d: ReportData, figs: dict[str, bytes]) -> str:
+    p: list[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+                    f"<title>hjplug report — {_e(d.name)}</title>",
+                    f"<style>{_CSS}</style></head><body>",
+                    f"<h1>hjplug report — {_e(d.name)}</h1>",
+                    f'<p class="muted">Source: {_e(d.source)}</p>']
+    if d.errors:
+        p.append('<div class="err" id="errors"><b>Some stages failed; the report shows what '
+                 "was found.</b><ul>")
+        p += [f"<li>{_e(s)}: {_e(m)}</li>" for s, m in d.errors]
+        p.append("</ul></div>")
+    p.append("<h2>Model summary</h2><ul>")
+    if d.inspect is not None:
+        p.append(f"<li>{_e(d.inspect.summary())}</li>")
+    p += [f"<li>{_e(s)}</li>" for s in _head_stats(d)]
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in d.seconds.items())
+    p.append(f"<li class=\"muted\">stage times: {_e(timing)}</li></ul>")
+    p.append("<h2>Identified blocks</h2>")
+    rows = block_rows(d)
+    if d.inspect is None:
+        p.append("<p>Not available (the inspect stage failed).</p>")
+    else:
+        p.append('<table id="blocks"><thead><tr>' + "".join(f"<th>{_e(h)}</th>"
+                                                          for h in _HEADERS)
+                 + "</tr></thead><tbody>")
+        p += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows]
+        p.append("</tbody></table>")
+        nm = d.inspect.near_misses
+        p.append(f"<h3>Unrecognised blocks (near-misses): {len(nm)}</h3>")
+        if nm:
+            p.append('<table id="near-misses"><thead><tr><th>path</th><th>rule</th>'
+                     "<th>node</th><th>reason</th></tr></thead><tbody>")
+            p += [f"<tr><td>{_e(n.path)}</td><td>{_e(n.rule)}</td><td>{_e(n.node)}</td>"
+                  f"<td>{_e(n.reason)}</td></tr>" for n in nm]
+            p.append("</tbody></table>")
+    p.append("<h2>Figures</h2>")
+    for key, title, _fn in FIGURES:
+        p.append(f"<h3>{_e(title)}</h3>")
+        if key in figs:
+            b64 = base64.b64encode(figs[key]).decode("ascii")
+            cap = _e(_CAPTIONS.get(key, title))
+            p.append(f'<figure><img id="fig-{key}" alt="{_e(title)}" '
+                     f'src="data:image/png;base64,{b64}"><figcaption>{cap}</figcaption>'
+                     "</figure>")
+        else:
+            p.append('<p class="muted">Not available (see the errors above).</p>')
+    p.append('<p class="muted">Generated by hjplug report. ε = 1/scale is the viscosity; '
+             "attention weights are the Gibbs weights π of the Hopf–Cole solution.</p>")
+    p.append("</body></html>")
+    return "\n".join(p) + "\n"
+
+
+def _md_cell(x: object) -> str:
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(d: ReportData, figs: dict[str, bytes], stem: str) -> str:
+    """Markdown text; figures referenced as `{stem}_{key}.png` (written beside it by the caller)."""
+    p = [f"# hjplug report — {d.name}", "", f"Source: {d.source}", ""]
+    if d.errors:
+        p += ["## Errors", "", *[f"- **{s}**: {_md_cell(m)}" for s, m in d.errors], ""]
+    p += ["## Model summary", ""]
+    if d.inspect is not None:
+        p.append(f"- {d.inspect.summary()}")
+    p += [f"- {s}" for s in _head_stats(d)]
+    p += ["", "## Identified blocks", ""]
+    if d.inspect is None:
+        p.append("Not available (the inspect stage failed).")
+    else:
+        p += ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
+        p += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in block_rows(d)]
+        nm = d.inspect.near_misses
+        p += ["", f"### Unrecognised blocks (near-misses): {len(nm)}", ""]
+        if nm:
+            p += ["| path | rule | node | reason |", "|---|---|---|---|"]
+            p += [f"| {_md_cell(n.path)} | {_md_cell(n.rule)} | {_md_cell(n.node)} | "
+                  f"{_md_cell(n.reason)} |" for n in nm]
+    p += ["", "## Figures", ""]
+    for key, title, _fn in FIGURES:
+        p += [f"### {title}", "", _CAPTIONS.get(key, ""), ""]
+        p.append(f"![{title}]({stem}_{key}.png)" if key in figs
+                 else "Not available (see the errors above).")
+        p.append("")
+    return "\n".join(p)
