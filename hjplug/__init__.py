@@ -24,7 +24,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "paper": ("hjplug.paper", "run_paper"),
     "inspect": ("hjplug.api", "inspect"),
     "convert": ("hjplug.api", "convert"),
-    "deform": ("hjplug.integrations.huggingface", "deform"),
+    "deform": ("hjplug.api", "deform"),
     "onnx": ("hjplug.passes.onnx", None),
     "export_onnx": ("hjplug.integrations.onnxruntime", "export_onnx"),
     "instrument": ("hjplug.instrument", None),  # the package; calling it calls instrument()

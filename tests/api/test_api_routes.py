@@ -79,7 +79,40 @@ def test_inspect_of_an_onnx_path_uses_the_onnx_pass(tmp_path) -> None:
     assert callable(hjplug.onnx.rewrite)
 
 
-def test_deform_is_the_hf_deformation() -> None:
-    from hjplug.integrations.huggingface import deform
+def test_deform_routes_hf_models_to_the_integration() -> None:
+    from hjplug.integrations.huggingface import Deformation
 
-    assert hjplug.deform is deform
+    model, _ = _tiny_llama()
+    hj = hjplug.convert(model)
+    with hjplug.deform(hj, 0.5) as d:
+        assert isinstance(d, Deformation)
+
+
+def test_deform_of_a_converted_model_is_persistent_or_scoped() -> None:
+    torch.manual_seed(0)
+    width = 8
+
+    class Block(torch.nn.Module):  # two heads of width 4 reading the input directly
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = k = v = x.view(x.shape[0], x.shape[1], 2, 4).transpose(1, 2)  # [B, h, S, 4]
+            s = torch.softmax(q @ k.transpose(-1, -2) / 2.0, dim=-1)  # ε = 2
+            return (s @ v).transpose(1, 2).reshape(x.shape)
+
+    x = torch.randn(2, 5, width)
+    hj = hjplug.convert(Block().eval(), (x,))
+    (step,) = [s for s in hj.steps.values() if type(s).__name__ == "HJAttentionStep"]
+    with torch.no_grad():
+        base = hj(x)
+        with hjplug.deform(hj, 0.25):
+            assert step.epsilon == pytest.approx(0.5)
+            assert not torch.allclose(hj(x), base)
+        assert step.epsilon == pytest.approx(2.0)
+        torch.testing.assert_close(hj(x), base, rtol=0, atol=0)
+        d = hjplug.deform(hj, 0.0)  # persistent: hard-max until restored
+        assert step.epsilon == 0.0
+        d.restore()
+        torch.testing.assert_close(hj(x), base, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="'heads'"):
+        hjplug.deform(hj, 0.5, heads=[0])
+    with pytest.raises(ValueError, match="'scale'"):
+        hjplug.deform(hj, -1.0)
