@@ -1,10 +1,11 @@
 """FX-converted models (`hjplug.convert` → HJModule): statistics through the HJStep hook points.
 
-Each HJAttentionStep emits its logits z = q·kᵀ/ε + b ("scores", −inf = removed key) when
-observed; a forward pre-hook keeps its (q, k) for the curvature. HJLSEStep readouts emit
-"logits" (before /ε). Observing a step runs its explicit Gibbs evaluation (matmul / softmax),
-so FX statistics materialise the [Tq, Tk] scores per call (the HF path is blockwise).
-Steps whose deformed chain replays a reshaped graph (`deform_core`) emit no scores: noted.
+Statistics that need no full π (ε, lse, entropy, gap, top-k) come from each HJAttentionStep's
+"stats" point: the step then runs `hjplug.kernels.hj_attention` (fused Triton on CUDA, the
+blockwise reference elsewhere; no [Tq, Tk] scores). "curvature" and "weights" need π: the step's
+"scores" point (logits z = q·kᵀ/ε + b, −inf = removed key; explicit matmul / softmax), with a
+forward pre-hook keeping k for the curvature. HJLSEStep readouts emit "logits" (before /ε).
+Steps whose deformed chain replays a reshaped graph (`deform_core`) emit neither: noted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from hjplug.instrument.recorder import Recorder
-from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats
+from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats, normalized
 
 __all__ = ["attach_fx", "attention_steps", "is_fx", "lse_steps"]
 
@@ -91,6 +92,31 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
     return cb
 
 
+def _stats_cb(rec: Recorder, prefix: str, path: str, need_top: int
+              ) -> Callable[[Any, str, Any], None]:
+    """Recorder entries from an AttentionStepStats (the kernel's outputs, or the explicit ones)."""
+    seen: set[str] = set()
+
+    def cb(step: Any, point: str, st: Any) -> None:
+        with torch.no_grad():
+            lse, ent, keys = st.lse.detach(), st.entropy.detach(), st.keys
+            H = lse.shape[-2]
+            eps = _eps_vector(step, H, lse)
+            vals = {"lse": lse, "entropy": ent, "normalized_entropy": normalized(ent, keys),
+                    "keys": keys, "nan": torch.isnan(lse) | torch.isnan(ent), "epsilon": eps,
+                    "value": eps.view(1, H, 1).to(lse.dtype) * lse}
+            if need_top and st.topk_weights is not None:
+                tw, ti = st.topk_weights.detach(), st.topk_indices
+                vals["gap"], vals["gap_ratio"] = gap_from_topk(tw, keys)
+                vals["topk_weights"], vals["topk_indices"] = tw[..., :rec.topk], ti[..., :rec.topk]
+        if st.backend not in seen:
+            seen.add(st.backend)
+            why = f" ({st.reason})" if st.reason else ""
+            rec.notes.append(f"{prefix} ({path}): statistics from the {st.backend} path{why}")
+        rec.put(prefix, path, "attention", vals)
+    return cb
+
+
 def _softmax(z: Tensor) -> Tensor:
     """π = softmax(z) in fp32; rows with no visible key → 0 (never uniform over removed keys)."""
     zf = z.float()
@@ -121,6 +147,12 @@ def attach_fx(model: nn.Module, rec: Recorder, stack: ExitStack, readouts: bool)
         if step.deform_core is not None:
             rec.notes.append(f"layers.{i}.attn ({path}): this attention chain replays a reshaped "
                              "graph and emits no scores; no statistics")
+        if not {"weights", "curvature"} & set(rec.stats):  # no π needed: the kernel path
+            need_top = max(rec.topk if "topk" in rec.stats else 0, 2 if "gap" in rec.stats else 0)
+            handle = step.observe_stats(_stats_cb(rec, f"layers.{i}.attn", path, need_top),
+                                        topk=need_top)
+            stack.callback(handle.remove)
+            continue
         cell: dict[str, Tensor] = {}
 
         def pre(m: nn.Module, args: tuple[Any, ...], cell: dict[str, Tensor] = cell) -> None:

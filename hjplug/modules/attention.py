@@ -14,8 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx
 
-from hjplug.errors import HJPlugError
-from hjplug.modules.base import HJStep, tropical_softmax
+from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.modules.attention_stats import (
+    AttentionStepStats,
+    KernelCall,
+    explicit_stats,
+    kernel_call,
+    visible_keys,
+    warn_fallback,
+)
+from hjplug.modules.base import HJStep, _Handle, tropical_softmax
 from hjplug.spec import HJSpec
 
 __all__ = ["HJAttentionStep", "gibbs_attention"]
@@ -83,9 +91,14 @@ class HJAttentionStep(HJStep):
     mode "sdpa": forward(q, k, v[, attn_mask]) with the original SDPA flags.
     mode "eager": forward(q, kᵀ, v, *side) where `core` replays the original matmul → scale →
     (+bias) → softmax → matmul chain exactly; `bias_slots`: which side inputs are additive biases.
+
+    Hook points: "scores" (logits z, [..., Sq, Sk]), "weights" (π), "output", and "stats" (an
+    AttentionStepStats: lse, entropy, k_i, top-k). With only "stats" / "output" observed the step
+    runs `hjplug.kernels.hj_attention` (fused Triton on CUDA; blockwise reference elsewhere) and
+    never forms the [Sq, Sk] scores; otherwise the explicit matmul / softmax evaluation.
     """
 
-    hook_points: ClassVar[tuple[str, ...]] = ("scores", "weights", "output")
+    hook_points: ClassVar[tuple[str, ...]] = ("scores", "weights", "output", "stats")
 
     def __init__(
         self,
@@ -103,6 +116,25 @@ class HJAttentionStep(HJStep):
         self.core = core
         self.bias_slots = bias_slots
         self.deform_core = deform_core  # chains with reshapes / baddbmm: replay with scaled scores
+        self._stats_topk: dict[int, int] = {}  # observer key → top-k it asked for
+
+    def observe_stats(self, fn: Any, topk: int = 0) -> _Handle:
+        """Register fn(step, "stats", AttentionStepStats) with the top-k weights it needs."""
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 0:
+            raise InvalidArgumentError("topk", "an int ≥ 0", topk, where=type(self).__name__)
+        handle = self.observe("stats", fn)
+        self._stats_topk[handle._key] = topk
+        return handle
+
+    def _requested_topk(self) -> int | None:
+        """Largest top-k asked by a live "stats" observer (None: no stats observer)."""
+        keys = [k for k, (p, _) in self._observers.items() if p == "stats"]
+        if not keys:
+            return None
+        return max(self._stats_topk.get(k, 0) for k in keys)
+
+    def _explicit_observed(self) -> bool:
+        return any(p in ("scores", "weights") for p, _ in self._observers.values())
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, *side: Tensor | None) -> Tensor:
         if self.at_identified and not self.observed:  # fast path: the original ops
@@ -112,20 +144,54 @@ class HJAttentionStep(HJStep):
             assert self.core is not None
             return self.core(q, k, v, *side)
         eps = float(self._epsilon)  # type: ignore[arg-type]
-        if self.mode == "sdpa":
-            out = gibbs_attention(
-                q, k, v, eps, mask=side[0] if side else None,
-                causal=bool(self.sdpa_kwargs.get("is_causal", False)), emit=self._emit,
-            )
-        elif self.deform_core is not None:
+        if self.mode != "sdpa" and self.deform_core is not None:
             if eps == 0:
                 raise HJPlugError(
                     f"{self._spec.path}: the tropical limit (ε = 0) is not available for this "
                     "attention chain (reshapes / fused bias); use ε > 0.")
             out = self.deform_core(q, k, v, *side, float(self._eps0) / eps)  # type: ignore[arg-type]
-        else:
-            biases = tuple(side[i] for i in self.bias_slots if side[i] is not None)
-            out = gibbs_attention(q, k, v, eps, biases=biases, k_transposed=True, emit=self._emit)
+            self._emit("output", out)
+            return out
+        sdpa = self.mode == "sdpa"
+        mask = side[0] if sdpa and side else None
+        biases = () if sdpa else tuple(side[i] for i in self.bias_slots if side[i] is not None)
+        causal = sdpa and bool(self.sdpa_kwargs.get("is_causal", False))
+        topk = self._requested_topk()
+        reason = "the scores or weights are observed"
+        if topk is not None and not self._explicit_observed():
+            masks = [m for m in (mask, *biases) if m is not None]
+            call = kernel_call(q, k, v, masks, causal, eps, k_transposed=not sdpa)
+            if isinstance(call, KernelCall):
+                out = self._kernel_forward(call, eps, topk)
+                self._emit("output", out)
+                return out
+            reason = call
+            warn_fallback(f"HJAttentionStep({self._spec.path})", call, q.is_cuda)
+        seen: dict[str, Tensor] = {}
+
+        def emit(point: str, t: Tensor) -> None:
+            if point == "scores":
+                seen["z"] = t
+            self._emit(point, t)
+
+        out = gibbs_attention(q, k, v, eps, mask=mask, biases=biases, causal=causal,
+                              k_transposed=not sdpa, emit=emit)
+        if topk is not None:
+            self._emit("stats", explicit_stats(seen["z"], eps, topk, reason))  # type: ignore[arg-type]
         self._emit("output", out)
         return out
 
+    def _kernel_forward(self, call: KernelCall, eps: float, topk: int) -> Tensor:
+        """out from hj_attention (scale = 1/ε), statistics emitted as AttentionStepStats."""
+        from hjplug.kernels import hj_attention
+        from hjplug.kernels.registry import choose
+
+        r = hj_attention(call.q, call.k, call.v, scale=1.0 / eps, causal=call.causal,
+                         bias=call.bias, topk=topk)  # out [B, H, Sq, Dv], lse / entropy [B, H, Sq]
+        extra = None if call.v.shape[-1] == call.q.shape[-1] else "value head dim differs"
+        used = choose("hj_attention", call.q, call.k, call.v, head_dim=call.q.shape[-1],
+                      topk=topk, unsupported=extra)
+        stats = AttentionStepStats(r.lse, r.entropy, visible_keys(call), eps, used.backend, "",
+                                   r.topk_weights, r.topk_indices)
+        self._emit("stats", stats)  # type: ignore[arg-type]
+        return r.out.squeeze(0) if call.squeeze else r.out
