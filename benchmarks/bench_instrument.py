@@ -4,11 +4,14 @@ Batch 8 × 128 tokens (every 4th row padded to 96, as bench_hf_attention.py), fo
 `torch.inference_mode()`; entropy + log-partition for every head (72 heads):
 
     stock        attn_implementation="sdpa", plain forward (baseline)
-    instrument   `with hjplug.instrument(model, stats=("entropy", "lse"))` — blockwise kernel path
+    instrument   `with hjplug.instrument(model, stats=("entropy", "lse"), readouts=False)`, context
+                 entry / exit included; CPU backend "stats": the stock SDPA call gives the output,
+                 hjplug/instrument/_fast.py the statistics (one cache-blocked base-2 pass)
     eager        attn_implementation="eager", output_attentions=True, then H = −Σ π log π from the
                  returned [B, H, S, S] tensors (the usual alternative)
 
-Times: one process, interleaved round by round (order rotated), median over rounds.
+Times: one process, interleaved round by round (order rotated), median over rounds (and the
+fastest / slowest round, to show the noise of a shared machine).
 Peak memory: each variant in a fresh subprocess with glibc's mmap threshold pinned at 64 KiB
 (large tensors are returned to the OS when freed, so RSS tracks live memory); the kernel's
 peak-RSS mark (VmHWM) is reset after a warm-up forward (echo 5 > /proc/self/clear_refs), then
@@ -139,6 +142,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__} "
                    f"({torch.get_num_threads()} threads), load1 {load1:.1f}",
         "rounds": args.rounds, "median_ms": med,
+        "range_ms": {v: (min(ts) * 1e3, max(ts) * 1e3) for v, ts in times.items()},
         "ratio_instrument_vs_stock": med["instrument"] / med["stock"],
         "ratio_eager_vs_stock": med["eager"] / med["stock"],
         "peak_mib": peaks,

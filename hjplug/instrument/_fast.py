@@ -1,32 +1,47 @@
 """Statistics-only pass for one attention call (CPU): the output comes from the stock SDPA call,
 the statistics from one blockwise pass over the scores — no value matmul, no online rescaling.
 
-Per block of queries (at most CHUNK scores at once, so memory O(chunk·Sk), never Sq×Sk at once
-for long inputs), with z_ij = (scaling·q_i·k_j + b_ij)/λ_h, m_i = max_j z_ij, d = z − m:
+In base 2 (t = log₂e · z, so that 2^t = e^z), with z_ij = (scaling·q_i·k_j + b_ij)/λ_h,
+m_i = max_j t_ij and d = t − m, per block of at most CHUNK scores:
 
-    l_i = Σ_j e^{d_ij},   lse_i = m_i + log l_i,   H_i = log l_i − (Σ_j e^{d_ij} d_ij)/l_i
-    top-k: π_(r) = exp(d_(r) − log l_i)
+    l_i = Σ_j 2^{d_ij},   lse_i = ln2·m_i + ln l_i,   H_i = ln l_i − ln2·(Σ_j 2^{d_ij} d_ij)/l_i
+    top-k: π_(r) = 2^{d_(r)} / l_i
 
-Every big-tensor step after the score matmul is in place except one exp. Rows with no visible
-key: lse = −inf, H = 0; NaN scores give NaN rows (flagged by the recorder).
+Why base 2 and small blocks (MiniLM, one thread): torch.exp goes through MKL VML, whose
+underflow handling is ≈ 3–15× slower on scores of removed keys (arguments below ≈ −87);
+torch.exp2 has no such slow path. Blocks of ≤ CHUNK scores keep the scores and their powers in
+L2 between the seven steps (matmul, bias, amax, shift, exp2, sum, dot); 4-Mi-score blocks ran
+≈ 2.5× slower. Blocks are whole batch elements, then head groups, then query blocks (long
+inputs): memory O(CHUNK) for the scores, O(queries) per head for the statistics.
+Key padding (a bool mask that is the same for every query, or none): removed keys get the
+additive score −10⁹ (2^{d} = 0 exactly, every d finite: no clamp). Other masks (causal, float
+bias, per-query masks): removed keys at −∞, d clamped at −10⁴ before the dot (2^{−10⁴} = 0, no
+−∞·0) — one more in-place step. Rows with no visible key: lse = −inf, H = 0; NaN scores give
+NaN rows (flagged by the recorder).
 Tropical (λ_h = 0) or soft-capped heads return None: the caller falls back to the eager path.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["CHUNK", "attention_stats"]
+__all__ = ["CHUNK", "attention_stats", "blocks"]
 
-CHUNK = 1 << 22  # scores held at once (fp32: 16 MiB)
-_FLOOR = -1.0e4  # exp(d) = 0 below it (fp32, fp64)
+CHUNK = 1 << 17  # scores per block (fp32: 512 KiB; block + its powers fit a 2 MiB L2)
+_REMOVED = -1.0e9  # additive base-2 score of a padded key: 2^{d} = 0 in fp32 / fp64
+_FLOOR = -1.0e4  # d below it contributes 2^{d} = 0 (fp32 / fp64): clamp instead of −∞
+_LOG2E = 1.0 / math.log(2.0)
+_LN2 = math.log(2.0)
+
+Block = tuple[slice, slice, slice]  # batch, kv-head, query ranges
 
 
 def attention_stats(call: Any, topk: int = 0) -> dict[str, Tensor] | None:
-    """lse, entropy, keys, nan [B, H, Sq] (+ topk_weights / topk_indices [B, H, Sq, k])."""
+    """lse, entropy, keys [B, H, Sq] (+ topk_weights / topk_indices [B, H, Sq, k])."""
     from hjplug.instrument._hf import visible_keys
 
     if call.softcap is not None:
@@ -40,118 +55,128 @@ def attention_stats(call: Any, topk: int = 0) -> dict[str, Tensor] | None:
     Hk, Sk = k.shape[1], k.shape[2]
     g = H // Hk
     ct = torch.float64 if q.dtype == torch.float64 else torch.float32
-    coef = torch.full((H,), call.scale, dtype=torch.float64, device=q.device)
-    if lam is not None:
-        coef = coef / lam
-    qs = (q.to(ct) * coef.to(ct).view(1, H, 1, 1)).view(B, Hk, g, Sq, D)  # [B, Hk, g, Sq, D]
-    kt = k.to(ct).transpose(-1, -2).unsqueeze(2)  # [B, Hk, 1, D, Sk]
+    qs, alpha = q.to(ct).view(B, Hk, g, Sq, D), call.scale * _LOG2E  # a view for fp32 / fp64
+    if lam is not None:  # per-head 1/λ_h folded into the query (one copy)
+        qs, alpha = qs * (alpha / lam).to(ct).view(1, Hk, g, 1, 1), 1.0
     vis = visible_keys(call)  # [B|1, H|1, Sq, Sk] bool
-    keys = vis.sum(-1).expand(B, H, Sq).to(torch.long)
-    if (bias is None or bias.dtype == torch.bool) and not causal and vis.shape[1] == 1:
-        key_vis = vis[..., :1, :]  # [B|1, 1, 1, Sk]
-        if torch.equal(vis, key_vis.expand_as(vis)):  # no mask, or a key-padding mask
-            return _padding_path(qs, k.to(ct), key_vis, keys, topk)
-    add = None
-    if bias is not None and bias.dtype != torch.bool:
-        add = torch.where(torch.isfinite(bias), bias.to(ct), torch.zeros((), dtype=ct))
-        if lam is not None:
-            add = add / lam.to(ct).view(1, H, 1, 1)
-        add = _grouped(add, B, Hk, g)
-    hid = _grouped(~vis, B, Hk, g) if not bool(vis.all()) else None
-    step = max(1, CHUNK // max(1, B * H * Sk))
-    lse = torch.empty(B, Hk, g, Sq, dtype=ct, device=q.device)
-    ent = torch.empty_like(lse)
-    kk = min(topk, Sk)
-    tw = torch.zeros(B, Hk, g, Sq, topk, dtype=ct, device=q.device) if topk else None
-    ti = torch.full((B, Hk, g, Sq, topk), -1, dtype=torch.long, device=q.device) if topk \
-        else None
-    for i0 in range(0, Sq, step):
-        i1 = min(Sq, i0 + step)
-        s = qs[..., i0:i1, :] @ kt  # [B, Hk, g, c, Sk]
-        if add is not None:
-            s.add_(add[..., i0:i1, :])
-        if hid is not None:
-            s.masked_fill_(hid[..., i0:i1, :], float("-inf"))
-        m = s.amax(-1, keepdim=True)  # [B, Hk, g, c, 1]
-        m = torch.where(torch.isfinite(m) | torch.isnan(m), m, torch.zeros_like(m))
-        s.sub_(m)  # d = z − m
-        p = torch.exp(s)
-        l = p.sum(-1)  # noqa: E741  [B, Hk, g, c]
-        s.clamp_min_(_FLOOR)
-        a = (p.unsqueeze(-2) @ s.unsqueeze(-1)).reshape(l.shape)  # Σ_j p_j d_j
-        seen = (l > 0) | torch.isnan(l)
-        l_safe = torch.where(seen, l, torch.ones_like(l))
-        logl = l_safe.log()
-        mm = m.squeeze(-1)
-        lse[..., i0:i1] = torch.where(seen, mm + logl, torch.full_like(l, float("-inf")))
-        ent[..., i0:i1] = torch.where(seen, logl - a / l_safe, torch.zeros_like(l))
-        if tw is not None and ti is not None and kk:
-            dv, di = s.topk(kk, dim=-1)
-            w = torch.exp(dv - logl.unsqueeze(-1)) * seen.unsqueeze(-1)
-            w = torch.where(dv > _FLOOR, w, torch.zeros_like(w))  # removed keys: weight 0
-            tw[..., i0:i1, :kk] = w
-            ti[..., i0:i1, :kk] = torch.where(w > 0, di, torch.full_like(di, -1))
-    out = {"lse": lse.reshape(B, H, Sq), "entropy": ent.reshape(B, H, Sq), "keys": keys}
-    if tw is not None and ti is not None:
-        out["topk_weights"], out["topk_indices"] = (tw.reshape(B, H, Sq, topk),
-                                                    ti.reshape(B, H, Sq, topk))
-    return out
+    add: Tensor | None = None  # base-2 additive bias, [B|1, Hk|1, g|1, Sq|1, Sk]
+    hid: Tensor | None = None  # removed keys, [B|1, Hk|1, g|1, Sq, Sk] bool
+    key_vis = vis[..., :1, :]  # [B|1, H|1, 1, Sk]
+    if ((bias is None or bias.dtype == torch.bool) and not causal and vis.shape[1] == 1
+            and torch.equal(vis, key_vis.expand_as(vis))):  # no mask, or a key-padding mask
+        keys = key_vis.sum(-1).expand(B, H, Sq)  # [B, H, Sq] int64
+        if not bool(key_vis.all()):
+            add = torch.where(key_vis, 0.0, _REMOVED).to(ct).view(-1, 1, 1, 1, Sk)
+    else:
+        keys = vis.sum(-1).expand(B, H, Sq)
+        if bias is not None and bias.dtype != torch.bool:
+            fb = torch.where(torch.isfinite(bias), bias.to(ct), torch.zeros((), dtype=ct))
+            scale_h = torch.full((H,), _LOG2E, dtype=torch.float64, device=q.device)
+            if lam is not None:
+                scale_h = scale_h / lam
+            add = _grouped(fb * scale_h.to(ct).view(1, H, 1, 1), Hk, g)
+        hid = None if bool(vis.all()) else _grouped(~vis, Hk, g)
+    return _blockwise(qs, k.to(ct), alpha, add, hid, keys, topk)
 
 
-def _padding_path(qs: Tensor, k: Tensor, key_vis: Tensor, keys: Tensor, topk: int
-                  ) -> dict[str, Tensor]:
-    """No mask or a key-padding mask: removed keys get an additive −10⁹ (one in-place pass), so
-    the scores stay finite (e^{d} = exp(−10⁹ − m) = 0 exactly; rows with no visible key use
-    k_i = 0): no clamp; amax, in-place shift, one exp, one sum, one batched dot. (A fused
-    torch.softmax measured slower here: 3.9 ms against 2.7 ms for these steps per MiniLM call.)
-    qs [B, Hk, g, Sq, D] (scaled), k [B, Hk, Sk, D], key_vis [B|1, 1, 1, Sk], keys [B, H, Sq]."""
+def blocks(B: int, Hk: int, g: int, Sq: int, Sk: int, chunk: int) -> list[Block]:
+    """Blocks of ≤ chunk scores (at least one query of the g heads sharing a kv-head): whole
+    batch elements while one fits, else groups of kv-heads, else query blocks of one kv-head."""
+    per_head = g * Sq * Sk
+    if Hk * per_head <= chunk:
+        return [(b, slice(0, Hk), slice(0, Sq)) for b in _split(B, chunk // (Hk * per_head))]
+    if per_head <= chunk:
+        return [(slice(b, b + 1), h, slice(0, Sq)) for b in range(B)
+                for h in _split(Hk, chunk // per_head)]
+    return [(slice(b, b + 1), slice(h, h + 1), i) for b in range(B) for h in range(Hk)
+            for i in _split(Sq, chunk // (g * Sk))]
+
+
+def _split(n: int, most: int) -> list[slice]:
+    """[0, n) in ceil(n / most) ranges whose sizes differ by at most one."""
+    parts = -(-n // max(1, most))
+    base, extra = divmod(n, parts)
+    cuts = [i * base + min(i, extra) for i in range(parts + 1)]
+    return [slice(cuts[i], cuts[i + 1]) for i in range(parts)]
+
+
+def _blockwise(qs: Tensor, k: Tensor, alpha: float, add: Tensor | None, hid: Tensor | None,
+               keys: Tensor, topk: int) -> dict[str, Tensor]:
+    """t = alpha·qs·kᵀ + add, hid keys at −∞ (then d clamped), blockwise → lse, entropy, top-k.
+
+    qs [B, Hk, g, Sq, D], k [B, Hk, Sk, D] (any strides), keys [B, H, Sq]."""
     B, Hk, g, Sq, _ = qs.shape
     Sk = k.shape[2]
-    H = Hk * g
-    col = None  # additive −10⁹ on removed keys, [B|1, 1, 1, 1, Sk]
-    if not bool(key_vis.all()):
-        col = torch.where(key_vis, 0.0, -1.0e9).to(k.dtype).reshape(-1, 1, 1, 1, Sk)
-    kt = k.reshape(B * Hk, Sk, -1).transpose(1, 2)  # [B·Hk, D, Sk], a view (bmm takes strides)
-    seen_rows = keys.reshape(B, Hk, g, Sq) > 0
-    lse = torch.empty(B, Hk, g, Sq, dtype=qs.dtype, device=qs.device)
-    ent = torch.empty_like(lse)
+    dt, dev = qs.dtype, qs.device
+    m = torch.empty(B, Hk, g, Sq, 1, dtype=dt, device=dev)
+    l = torch.empty(B, Hk, g, Sq, dtype=dt, device=dev)  # noqa: E741
+    a = torch.empty_like(l)
     kk = min(topk, Sk)
-    tw = torch.zeros(B, Hk, g, Sq, topk, dtype=qs.dtype, device=qs.device) if topk else None
-    ti = torch.full((B, Hk, g, Sq, topk), -1, dtype=torch.long, device=qs.device) if topk \
-        else None
-    step = max(1, CHUNK // max(1, B * H * Sk))
-    for i0 in range(0, Sq, step):
-        i1 = min(Sq, i0 + step)
-        c = i1 - i0
-        qc = qs if c == Sq else qs[..., i0:i1, :].contiguous()
-        s = torch.bmm(qc.reshape(B * Hk, g * c, -1), kt).view(B, Hk, g, c, Sk)
-        if col is not None:
-            s.add_(col)  # finite scores unless the inputs hold NaN / inf
-        m = s.amax(-1, keepdim=True)  # [B, Hk, g, c, 1]
-        s.sub_(m)  # d = z − m, finite: no clamp needed
-        p = torch.exp(s)
-        l = p.sum(-1)  # noqa: E741  [B, Hk, g, c]
-        a = (p.unsqueeze(-2) @ s.unsqueeze(-1)).reshape(l.shape)  # Σ_j p_j d_j
-        seen = seen_rows[..., i0:i1] | torch.isnan(l)
-        l_safe = torch.where(seen, l, torch.ones_like(l))
-        logl = l_safe.log()
-        lse[..., i0:i1] = torch.where(seen, m.squeeze(-1) + logl,
-                                      torch.full_like(l, float("-inf")))
-        ent[..., i0:i1] = torch.where(seen, logl - a / l_safe, torch.zeros_like(l))
-        if tw is not None and ti is not None and kk:
-            dv, di = s.topk(kk, dim=-1)
-            w = torch.exp(dv - logl.unsqueeze(-1)) * seen.unsqueeze(-1)
-            tw[..., i0:i1, :kk] = w
-            ti[..., i0:i1, :kk] = torch.where(w > 0, di, torch.full_like(di, -1))
+    dv = torch.empty(B, Hk, g, Sq, kk, dtype=dt, device=dev)
+    di = torch.empty(B, Hk, g, Sq, kk, dtype=torch.long, device=dev)
+    parts = blocks(B, Hk, g, Sq, Sk, CHUNK)
+    most = max(_size(b, B) * _size(h, Hk) * _size(i, Sq) for b, h, i in parts) * g * Sk
+    sbuf = torch.empty(most, dtype=dt, device=dev)
+    pbuf = torch.empty(most, dtype=dt, device=dev)
+    for bs, hs, iq in parts:
+        qb = qs[bs, hs, :, iq]  # [nb, nh, g, c, D]
+        nb, nh, _, c, D = qb.shape
+        s = sbuf[:nb * nh * g * c * Sk].view(nb * nh, g * c, Sk)
+        torch.baddbmm(s, qb.reshape(nb * nh, g * c, D), k[bs, hs].reshape(nb * nh, Sk, D).mT,
+                      beta=0.0, alpha=alpha, out=s)  # strided views: no copy of q or k
+        s = s.view(nb, nh, g, c, Sk)  # t = log₂e · z
+        if add is not None:
+            s.add_(_part(add, bs, hs, iq))
+        if hid is not None:
+            s.masked_fill_(_part(hid, bs, hs, iq), float("-inf"))
+        mb = torch.amax(s, -1, keepdim=True, out=m[bs, hs, :, iq])  # [nb, nh, g, c, 1]
+        if hid is not None:
+            mb.masked_fill_(torch.isinf(mb), 0.0)  # no visible key (or +inf): d = t
+        s.sub_(mb)  # d = t − m ≤ 0
+        p = torch.exp2(s, out=pbuf[:s.numel()].view(s.shape))
+        torch.sum(p, -1, out=l[bs, hs, :, iq])
+        if hid is not None:
+            s.clamp_min_(_FLOOR)  # −∞ → −10⁴: 2^{d} = 0 there, and 0·d = 0
+        if kk:
+            torch.topk(s, kk, dim=-1, out=(dv[bs, hs, :, iq], di[bs, hs, :, iq]))
+        torch.sum(s.mul_(p), -1, out=a[bs, hs, :, iq])  # Σ_j 2^{d_j} d_j
+    return _finish(m.squeeze(-1), l, a, keys, dv, di, topk)
+
+
+def _finish(m: Tensor, l: Tensor, a: Tensor, keys: Tensor, dv: Tensor, di: Tensor,  # noqa: E741
+            topk: int) -> dict[str, Tensor]:
+    """[B, Hk, g, Sq] block results → lse, entropy (+ top-k) [B, H, Sq] (nats)."""
+    B, H, Sq = keys.shape
+    seen = (keys.reshape(l.shape) > 0) | torch.isnan(l)  # rows with a visible key (or NaN)
+    l_safe = torch.where(seen, l, torch.ones_like(l))
+    logl = l_safe.log()
+    lse = torch.where(seen, m * _LN2 + logl, torch.full_like(l, float("-inf")))
+    ent = torch.where(seen, logl - _LN2 * a / l_safe, torch.zeros_like(l))
     out = {"lse": lse.reshape(B, H, Sq), "entropy": ent.reshape(B, H, Sq), "keys": keys}
-    if tw is not None and ti is not None:
+    if topk:
+        kk = dv.shape[-1]
+        w = torch.exp2(dv - l_safe.log2().unsqueeze(-1)) * seen.unsqueeze(-1)  # π_(r)
+        tw = w.new_zeros(*l.shape, topk)
+        ti = torch.full_like(tw, -1, dtype=torch.long)
+        tw[..., :kk] = w
+        ti[..., :kk] = torch.where(w > 0, di, torch.full_like(di, -1))
         out["topk_weights"], out["topk_indices"] = (tw.reshape(B, H, Sq, topk),
                                                     ti.reshape(B, H, Sq, topk))
     return out
 
 
-def _grouped(t: Tensor, B: int, Hk: int, g: int) -> Tensor:
-    """[B|1, H|1, Sq, Sk] → broadcastable [B|1, Hk|1, g|1, Sq, Sk] (a view)."""
+def _size(s: slice, n: int) -> int:
+    return len(range(*s.indices(n)))
+
+
+def _part(t: Tensor, bs: slice, hs: slice, iq: slice) -> Tensor:
+    """Broadcast-aware block of t [B|1, Hk|1, g|1, Sq|1, Sk] (size-1 dims kept whole)."""
+    return t[bs if t.shape[0] > 1 else slice(None), hs if t.shape[1] > 1 else slice(None), :,
+             iq if t.shape[3] > 1 else slice(None)]
+
+
+def _grouped(t: Tensor, Hk: int, g: int) -> Tensor:
+    """[B|1, H|1, Sq|1, Sk] → broadcastable [B|1, Hk|1, g|1, Sq|1, Sk] (a view)."""
     b0, h0, sq, sk = t.shape
     if h0 == 1:
         return t.view(b0, 1, 1, sq, sk)

@@ -42,15 +42,10 @@ def ensure_enabled(model: nn.Module, stack: ExitStack) -> None:
 
 def visible_keys(call: Any) -> Tensor:
     """[B|1, H|1, Sq, Sk] bool: key j is an atom for query i (mask, padding, causal)."""
+    from hjplug.integrations.huggingface.attention_math import visible_mask
+
     k, _, bias, causal = call._prepared()
-    Sq, Sk = call.query.shape[2], k.shape[2]
-    vis = torch.ones(1, 1, Sq, Sk, dtype=torch.bool, device=k.device)
-    if bias is not None:
-        vis = vis & (bias if bias.dtype == torch.bool else torch.isfinite(bias))
-    if causal:
-        i = torch.arange(Sq, device=k.device).unsqueeze(1) + (Sk - Sq)
-        vis = vis & (torch.arange(Sk, device=k.device).unsqueeze(0) <= i)
-    return vis
+    return visible_mask(bias, causal, call.query.shape[2], k.shape[2], k.device)
 
 
 def nan_rows(lse: Tensor, ent: Tensor, keys: Tensor) -> Tensor:

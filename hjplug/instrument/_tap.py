@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hjplug.integrations.huggingface.attention_math import combine_bias, eager_attention
+
 __all__ = ["AttentionCall", "repair", "tap"]
 
 _NAME = "hjplug"
@@ -63,8 +65,6 @@ class AttentionCall:
 
     def _prepared(self) -> tuple[Tensor, Tensor, Tensor | None, bool]:
         """(key, value, bias, causal) with the integration's own masking rules."""
-        from hjplug.integrations.huggingface.attention import _combine_bias
-
         q, k, v = self.query, self.key, self.value
         Sq = q.shape[2]
         causal = getattr(self.module, "is_causal", True) if self.is_causal is None else (
@@ -74,7 +74,7 @@ class AttentionCall:
         if causal and k.shape[2] > Sq:
             k, v = k[:, :, :Sq], v[:, :, :Sq]
             pb = None if pb is None else pb[..., :Sq]
-        return k, v, _combine_bias(self.mask, pb, q.dtype), causal
+        return k, v, combine_bias(self.mask, pb, q.dtype), causal
 
     def keys_per_head(self) -> Tensor:
         """k_j for every query head (grouped-query heads expanded): [B, H, Sk, D]."""
@@ -86,12 +86,10 @@ class AttentionCall:
     def gibbs(self, lam: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(π [B,H,Sq,Sk], lse [B,H,Sq], entropy [B,H,Sq], keys [B,H,Sq]) by the readable eager
         path of the integration (matmul / softmax), at the module's λ or at `lam` [H]."""
-        from hjplug.integrations.huggingface.attention import _eager_path
-
         k, v, bias, causal = self._prepared()
         lv = self.lam(lam)
-        _, lse, ent, keys, p, _ = _eager_path(self.query, k, v, bias, self.scale, causal, lv,
-                                              self.softcap, 0.0)
+        _, lse, ent, keys, p, _ = eager_attention(self.query, k, v, bias, self.scale, causal,
+                                                  lv, self.softcap, 0.0)
         return p, lse, ent, keys
 
 

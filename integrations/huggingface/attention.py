@@ -23,6 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hjplug.integrations.huggingface.attention_math import (
+    combine_bias,
+    eager_attention,
+    topk_weights,
+    visible_counts,
+)
 from hjplug.integrations.huggingface.records import AttentionStats, ModuleState
 
 __all__ = ["hjplug_attention_forward"]
@@ -57,41 +63,6 @@ def hjplug_attention_forward(
                        is_causal, position_bias, softcap)
 
 
-def _combine_bias(mask: Tensor | None, position_bias: Tensor | None, dtype: torch.dtype
-                  ) -> Tensor | None:
-    """One bias b for the scores: bool (True = keep) or float additive with −∞ = removed key.
-
-    Float masks from transformers use finfo(dtype).min for removed keys: those become −∞ here so
-    that removed keys are never counted as atoms.
-    """
-    if mask is not None and mask.dtype != torch.bool:
-        floor = torch.finfo(mask.dtype).min / 2
-        mask = torch.where(mask <= floor, torch.full_like(mask, float("-inf")), mask)
-    if position_bias is None:
-        return mask
-    pb = position_bias.to(dtype)
-    if mask is None:
-        return pb
-    if mask.dtype == torch.bool:
-        return torch.where(mask, pb, torch.full_like(pb, float("-inf")))
-    return pb + mask.to(dtype)
-
-
-def _visible(bias: Tensor | None, causal: bool, shape: tuple[int, int, int, int],
-             device: torch.device) -> Tensor:
-    """k_i: number of unmasked keys per (batch, head, query) → [B, H, Sq] int64."""
-    B, H, Sq, Sk = shape
-    if bias is None and not causal:
-        return torch.full((B, H, Sq), Sk, dtype=torch.long, device=device)
-    vis = torch.ones(1, 1, Sq, Sk, dtype=torch.bool, device=device)  # [1, 1, Sq, Sk]
-    if bias is not None:
-        vis = vis & (bias if bias.dtype == torch.bool else torch.isfinite(bias))
-    if causal:  # aligned bottom-right (Sq == Sk here after cropping)
-        i = torch.arange(Sq, device=device).unsqueeze(1) + (Sk - Sq)
-        vis = vis & (torch.arange(Sk, device=device).unsqueeze(0) <= i)
-    return vis.sum(-1).expand(B, H, Sq).to(torch.long)
-
-
 def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tensor, key: Tensor,
                 value: Tensor, mask: Tensor | None, dropout: float, scaling: float | None,
                 is_causal: bool | None, position_bias: Tensor | None, softcap: float | None
@@ -104,7 +75,7 @@ def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tenso
         key, value = key[:, :, :Sq], value[:, :, :Sq]
         position_bias = None if position_bias is None else position_bias[..., :Sq]
     Sk = key.shape[2]
-    bias = _combine_bias(mask, position_bias, query.dtype)
+    bias = combine_bias(mask, position_bias, query.dtype)
     lam = None if state is None or state.scale is None else torch.tensor(
         state.scale, dtype=torch.float64, device=query.device)  # [H]
     drop = dropout if module.training else 0.0
@@ -116,27 +87,16 @@ def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tenso
     if softcap is None and drop == 0.0 and viscous:
         out, lse, ent, top = _kernel_path(query, key, value, bias, scale, causal, lam, topk)
         backend = "kernel"
-        keys = _visible(bias, causal, (B, H, Sq, Sk), query.device)
+        keys = visible_counts(bias, causal, (B, H, Sq, Sk), query.device)
     else:
-        out, lse, ent, keys, weights, smax = _eager_path(query, key, value, bias, scale,
-                                                         causal, lam, softcap, drop)
+        out, lse, ent, keys, weights, smax = eager_attention(query, key, value, bias, scale,
+                                                             causal, lam, softcap, drop)
         backend = "eager"
         if topk:
-            top = _topk(weights.float(), topk)  # weights: π [B, H, Sq, Sk]
+            top = topk_weights(weights.float(), topk)  # weights: π [B, H, Sq, Sk]
     if state is not None and (state.recorders or state.keep):
         _deliver(state, scale, lam, lse, ent, keys, smax, backend, top, query.device)
     return out.transpose(1, 2).contiguous(), weights  # [B, Sq, H, Dv]
-
-
-def _topk(p: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """k largest weights [B, H, Sq, k] and key indices (−1 where the weight is 0 / no key)."""
-    kk = min(k, p.shape[-1])
-    w, idx = p.topk(kk, dim=-1)
-    idx = torch.where(w > 0, idx, torch.full_like(idx, -1))
-    if kk < k:
-        w = torch.cat([w, w.new_zeros((*w.shape[:-1], k - kk))], dim=-1)
-        idx = torch.cat([idx, idx.new_full((*idx.shape[:-1], k - kk), -1)], dim=-1)
-    return w, idx
 
 
 def _kernel_path(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, scale: float,
@@ -152,44 +112,6 @@ def _kernel_path(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None,
             bias = bias * inv  # −∞ stays −∞; broadcasts to [B, H, Sq, Sk]
     r = hj_attention(query, key, value, scale=scale, causal=causal, bias=bias, topk=topk)
     return r.out, r.lse, r.entropy, (r.topk_weights, r.topk_indices)  # [B,H,Sq,Dv], [B,H,Sq]…
-
-
-def _eager_path(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, scale: float,
-                causal: bool, lam: Tensor | None, softcap: float | None, drop: float
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    B, H, Sq, _ = query.shape
-    Hk, Sk = key.shape[1], key.shape[2]
-    ct = torch.float32 if query.dtype in (torch.float16, torch.bfloat16) else query.dtype
-    g = H // Hk
-    k = key[:, :, None].expand(B, Hk, g, Sk, key.shape[-1]).reshape(B, H, Sk, -1)
-    v = value[:, :, None].expand(B, Hk, g, Sk, value.shape[-1]).reshape(B, H, Sk, -1)
-    s = scale * (query.to(ct) @ k.to(ct).transpose(-1, -2))  # [B, H, Sq, Sk]
-    if softcap is not None:
-        s = softcap * torch.tanh(s / softcap)  # not an LSE transform: heads are structural
-    if bias is not None:
-        s = s.masked_fill(~bias, float("-inf")) if bias.dtype == torch.bool else s + bias.to(ct)
-    if causal:
-        i = torch.arange(Sq, device=s.device).unsqueeze(1) + (Sk - Sq)
-        s = s.masked_fill(torch.arange(Sk, device=s.device).unsqueeze(0) > i, float("-inf"))
-    finite = torch.isfinite(s)
-    keys = finite.sum(-1)  # [B, H, Sq]
-    smax = s.amax(-1, keepdim=True)  # [B, H, Sq, 1]
-    z = s
-    if lam is not None:
-        lv = lam.to(ct).view(1, H, 1, 1)
-        tropical = torch.where((s == smax) & finite, 0.0, float("-inf")).to(ct)
-        z = torch.where(lv > 0, s / torch.where(lv > 0, lv, 1.0), tropical)
-    empty = keys == 0  # rows with no visible key: out = 0, lse = −∞, entropy = 0
-    z = z.masked_fill(empty.unsqueeze(-1), 0.0)
-    logp = torch.log_softmax(z, dim=-1)
-    p = logp.exp().masked_fill(empty.unsqueeze(-1), 0.0)  # π [B, H, Sq, Sk]
-    ent = -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)  # [B, H, Sq]
-    lse = torch.logsumexp(z, dim=-1).masked_fill(empty, float("-inf"))
-    if lam is not None:  # tropical heads: the log-partition of z = s/λ diverges (λ → 0)
-        lse = torch.where(lam.to(ct).view(1, H, 1) > 0, lse, lse.masked_fill(~empty, float("inf")))
-    pd = torch.nn.functional.dropout(p, drop, training=True) if drop > 0 else p
-    out = (pd @ v.to(ct)).to(query.dtype)  # [B, H, Sq, Dv]
-    return out, lse, ent, keys, p.to(query.dtype), smax.squeeze(-1)  # smax [B, H, Sq]
 
 
 def _deliver(state: ModuleState, scale: float, lam: Tensor | None, lse: Tensor, ent: Tensor,

@@ -231,8 +231,15 @@ def new_output(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     return torch.full(shape, fill, dtype=dtype, device=device)
 
 
-def _gpu_configs(small_q: bool, kv_same: bool = False, small_d: bool = False
-                 ) -> list[triton.Config]:
+def _gpu_configs(small_q: bool, kv_same: bool = False, small_d: bool = False,
+                 exact_fp32: bool = False, topk: bool = False) -> list[triton.Config]:
+    """Autotune candidates. Compile time matters as much as run time here: exact fp32 dots
+    (FMA code, no tensor cores) and the unrolled top-k merge make large tiles slow to build
+    (ptxas: ~50 s for one 128×64 fp32 top-4 variant, measured for sm_90 on the CPU), so those
+    variants get two small tiles only."""
+    if exact_fp32:
+        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=2),
+                triton.Config({"BLOCK_M": 64, "BLOCK_N": 32}, num_warps=4, num_stages=2)]
     if kv_same and not small_q:  # Hopf–Cole: one operand stream, often fp32 (tf32) tiles
         return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3),
                 triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
@@ -240,6 +247,9 @@ def _gpu_configs(small_q: bool, kv_same: bool = False, small_d: bool = False
     if small_q:
         return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 64}, num_warps=4, num_stages=3),
                 triton.Config({"BLOCK_M": 16, "BLOCK_N": 128}, num_warps=4, num_stages=3)]
+    if topk:
+        return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=3),
+                triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3)]
     base = [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=3),
             triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=3),
             triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)]
@@ -250,22 +260,25 @@ def _gpu_configs(small_q: bool, kv_same: bool = False, small_d: bool = False
     return base
 
 
-def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False):
+def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
+            exact_fp32: bool = False, topk: bool = False):
     """The autotuned kernel on GPU (a small config list), the plain one in the interpreter."""
     if interpreting():
         return _hj_attn_fwd
     small_d = small_d and not (small_q or kv_same)
     key = ("small" if small_q else "large") + ("-kv" if kv_same and not small_q else "") + (
-        "-d64" if small_d else "")
+        "-d64" if small_d else "") + ("-ieee" if exact_fp32 else "") + (
+        "-topk" if topk and not small_q else "")
     if not AUTOTUNE:
         key = "fixed-" + key
         if key not in _AUTOTUNED:
-            _AUTOTUNED[key] = triton.autotune(configs=_gpu_configs(small_q, kv_same)[:1],
-                                              key=["BLOCK_D"])(_hj_attn_fwd)
+            _AUTOTUNED[key] = triton.autotune(
+                configs=_gpu_configs(small_q, kv_same, small_d, exact_fp32, topk)[:1],
+                key=["BLOCK_D"])(_hj_attn_fwd)
         return _AUTOTUNED[key]
     if key not in _AUTOTUNED:
         _AUTOTUNED[key] = triton.autotune(
-            configs=_gpu_configs(small_q, kv_same, small_d),
+            configs=_gpu_configs(small_q, kv_same, small_d, exact_fp32, topk),
             key=["BLOCK_D", "CAUSAL", "HAS_WINDOW", "HAS_BIAS", "KV_SAME", "TOPK", "DOT_PREC",
                  "split_len"],
         )(_hj_attn_fwd)
@@ -329,7 +342,7 @@ def hj_attention_fwd(
         TOPK_PAD=max(1, triton.next_power_of_2(tk)) if tk else 1, DOT_PREC=prec,
         ROUND_P=round_p and prec == "tf32" and q.dtype == torch.float32,
     )
-    kern = _kernel(small_q, kv_same, block_d <= 64)
+    kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0)
 
     def grid(meta):
         return (triton.cdiv(Sq, meta["BLOCK_M"]), B * H, splits)

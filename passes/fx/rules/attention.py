@@ -107,7 +107,7 @@ def _constant_mask_kind(ctx: RuleContext, mask: fx.Node) -> str | None:
             if allowed is not None and (value.dtype == torch.bool or bool(
                     (value[allowed] == 0).all())):
                 tq, tk = allowed.shape[-2:]
-                tril = torch.ones(tq, tk, dtype=torch.bool).tril()
+                tril = torch.ones(tq, tk, dtype=torch.bool, device=allowed.device).tril()
                 if bool(allowed.all()):
                     kind = "none"
                 elif tq == tk and torch.equal(allowed, tril.expand_as(allowed)):

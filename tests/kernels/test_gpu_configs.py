@@ -1,0 +1,24 @@
+"""Autotune candidate lists: variants that are slow to compile (exact fp32 dots, top-k) keep to
+small tiles (a 128×64 fp32 top-4 variant took ~50 s in ptxas for sm_90; a list of six such
+configs stalled an H200 check for minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("triton")
+
+from hjplug.kernels.triton.hj_attention import _gpu_configs
+
+
+def _tiles(cfgs):
+    return [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in cfgs]
+
+
+@pytest.mark.parametrize("small_d", [False, True])
+def test_slow_to_compile_variants_use_small_tiles(small_d: bool) -> None:
+    for cfgs in (_gpu_configs(False, False, small_d, exact_fp32=True),
+                 _gpu_configs(False, False, small_d, topk=True)):
+        assert 1 <= len(cfgs) <= 2
+        assert all(m * n <= 128 * 64 for m, n in _tiles(cfgs))
+    assert len(_gpu_configs(False, False, small_d)) >= 3  # half precision keeps its search
