@@ -16,31 +16,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import sys
 import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-# GPU_CHECK_DRY=1: tiny sizes on CPU under the Triton interpreter (checks the script, not speed)
-DRY = os.environ.get("GPU_CHECK_DRY") == "1"
-if DRY:
-    os.environ["TRITON_INTERPRET"] = "1"
-    os.environ["HJPLUG_KERNEL"] = "triton"
+from _gpu_common import DEV, DRY, ROOT, T0, bench, log, sync  # noqa: F401  (first: sets TRITON_INTERPRET)
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import triton  # noqa: E402
+# isort: split
+import torch
+import torch.nn.functional as F
+import triton
 
-from hjplug.kernels.triton import hj_attention as hja  # noqa: E402
-from hjplug.kernels.triton.entropy_sweep import entropy_sweep_fwd  # noqa: E402
-from hjplug.kernels.triton.hopf_cole import hopf_cole_fwd  # noqa: E402
-
-T0 = time.time()
-DEV = torch.device("cpu" if DRY else "cuda")
-
+from hjplug.kernels.triton import hj_attention as hja
+from hjplug.kernels.triton.entropy_sweep import entropy_sweep_fwd
+from hjplug.kernels.triton.hopf_cole import hopf_cole_fwd
 
 # the Triton interpreter multiplies bf16 wrongly (numpy has no bf16): dry runs use fp16
 BF16 = torch.float16 if DRY else torch.bfloat16
@@ -51,42 +41,8 @@ def sz(n: int, dry: int) -> int:
     return dry if DRY else n
 
 
-def sync() -> None:
-    if not DRY:
-        torch.cuda.synchronize()
 RESULTS: dict = {"checks": [], "timings": [], "errors": []}
 ROWS: list[tuple] = []
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:6.1f}s] {msg}", flush=True)
-
-
-def bench(fn, reps: int = 20, warmup: int = 3, synced: bool = False) -> float:
-    """Median milliseconds of fn() over `reps` CUDA-event timings after `warmup` calls.
-
-    Default: calls are queued back to back (no synchronisation between them), so each event
-    pair measures GPU time and host launch overhead hides behind the previous call, as in
-    triton.testing.do_bench. synced=True synchronises before every call instead: that time
-    includes the host-side launch latency of one isolated call.
-    """
-    for _ in range(warmup):
-        fn()
-    sync()
-    if DRY:
-        t = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t) * 1e3
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    for s, e in zip(starts, ends, strict=True):
-        if synced:
-            torch.cuda.synchronize()
-        s.record()
-        fn()
-        e.record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True))
 
 
 def rel(a: torch.Tensor, ref: torch.Tensor) -> float:

@@ -28,75 +28,29 @@ import copy
 import json
 import math
 import os
-import statistics
 import sys
 import time
 import traceback
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DRY = os.environ.get("GPU_CHECK_DRY") == "1"
-if DRY:
-    os.environ["TRITON_INTERPRET"] = "1"
-    os.environ["HJPLUG_KERNEL"] = "triton"
+from _gpu_common import DEV, DRY, T0, bench, log, peak_mib, sync  # noqa: F401  (first: sets TRITON_INTERPRET)
+
+# isort: split
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+import torch.nn.functional as F
+import transformers as tf
+from torch import nn
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import transformers as tf  # noqa: E402
-from torch import nn  # noqa: E402
-
-import hjplug  # noqa: E402
-from hjplug.kernels.registry import KernelFallbackWarning  # noqa: E402
-from hjplug.kernels.triton import hj_attention as hja  # noqa: E402
+import hjplug
+from hjplug.kernels.registry import KernelFallbackWarning
+from hjplug.kernels.triton import hj_attention as hja
 
 tf.logging.set_verbosity_error()
-T0 = time.time()
-DEV = torch.device("cpu" if DRY else "cuda")
 RESULTS: dict = {"checks": [], "timings": [], "errors": []}
 ROWS: list[tuple[str, str, str]] = []
-
-
-def log(msg: str) -> None:
-    print(f"[{time.time() - T0:6.1f}s] {msg}", flush=True)
-
-
-def sync() -> None:
-    if not DRY:
-        torch.cuda.synchronize()
-
-
-def bench(fn, reps: int = 10, warmup: int = 2) -> float:
-    """Median ms of fn() (CUDA events, calls queued back to back)."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    if DRY:
-        t = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t) * 1e3
-    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-          for _ in range(reps)]
-    for s, e in ev:
-        s.record()
-        fn()
-        e.record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in ev)
-
-
-def peak_mib(fn) -> float:
-    if DRY:
-        return 0.0
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def check(name: str, value: float, limit: float) -> bool:

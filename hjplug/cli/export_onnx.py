@@ -7,8 +7,9 @@ local HF cache, or a config.json (random weights). Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from hjplug.cli._model_arg import add_model_argument, load
 
 __all__ = ["register", "run", "run_export_cli"]
 
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "block into a model-local hjplug-domain function carrying its HJ reading, check it, and "
         "write OUT.onnx atomically. Batch and sequence axes are dynamic.",
     )
-    p.add_argument("model", help="model directory, model id in the local HF cache, or config.json")
+    add_model_argument(p, help="model directory, model id in the local HF cache, or config.json",
+                       required=True)
     p.add_argument("out", help="output .onnx path (its directory must exist)")
     p.add_argument("--stats", action="store_true",
                    help="add per-head log-partition and entropy outputs for every attention step")
@@ -37,16 +39,14 @@ def run_export_cli(model_ref: str, out: str, stats: bool = False,
                    opset: int | None = None) -> int:
     """Load `model_ref`, export it analysed to `out`; print a summary (stdout) or one error line
     (stderr). Returns the exit status: 0 written, 1 failed."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from hjplug.errors import HJPlugError
 
     try:
-        from hjplug.api import load_model
         from hjplug.integrations.onnxruntime.export import export_onnx
         from hjplug.passes.onnx.io import check_destination
 
         check_destination(out)  # before loading: a bad output path fails fast
-        loaded = load_model(model_ref)
+        loaded = load(model_ref)
         result = export_onnx(loaded.model, out, loaded.inputs, stats=stats, opset=opset)
     except HJPlugError as err:
         print(f"hjplug export-onnx: error: {err}", file=sys.stderr)

@@ -8,8 +8,9 @@ a config.json (random weights, said so).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, offline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,10 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "recurrent, SSM, LSE readouts, activations) and print their HJ reading: Hamiltonian, ε, "
         "time step and exactness. Nothing is downloaded.",
     )
-    p.add_argument("model", nargs="?", default=None,
-                   help="model directory, model id in the local HF cache, config.json, or an "
-                        ".onnx file (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--text", default=None, help="sentence to tokenize (models with a tokenizer)")
+    add_model_argument(p, help="model directory, model id in the local HF cache, config.json, "
+                       "or an .onnx file (default: the bundled all-MiniLM-L6-v2)")
+    add_text_argument(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--explain", action="store_true",
                    help="also list near-misses: candidates a rule rejected, with the reason")
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     from rich.console import Console
 
     from hjplug.api import inspect

@@ -1,16 +1,19 @@
 """`hjplug report [MODEL] -o report.html [--format md]`: a self-contained report of a model's
 Hamilton–Jacobi reading (block table, entropy heat map, ε-sweeps, folds, attribution).
 
-MODEL as for `hjplug inspect` (default: the bundled all-MiniLM-L6-v2, offline). A stage that
-fails is shown in the report; the command then exits 1 after writing it.
+MODEL as for `hjplug inspect` (default: the bundled all-MiniLM-L6-v2, offline). Bad input (an
+unwritable -o path, --topk < 1, a --query or --fold-head the model does not have) is refused
+before any stage runs: one line, exit 2. A stage that fails is shown in the report; the command
+then exits 1 after writing it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, load
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -26,46 +29,66 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report", help="self-contained HTML (or Markdown) report of a model's HJ reading "
         "(default: all-MiniLM-L6-v2, offline)",
         description="Inspect MODEL, record per-head entropies, sweep ε on the most and least "
-        "focused heads, scan one head for fold bifurcations and show the top-k attribution of "
-        "one query; write everything to one HTML file with inline CSS and base64 PNG figures "
-        "(no network needed to open it), or to Markdown with PNG files beside it.")
-    p.add_argument("model", nargs="?", default=None,
-                   help="model directory, cached model id, or config.json (default: bundled "
-                        "all-MiniLM-L6-v2)")
+        "focused heads (with the empirical and the paper's critical scale ε*), scan one head "
+        "for fold bifurcations and show the top-k attribution of one query; write everything "
+        "to one HTML file with inline CSS and base64 PNG figures (no network needed to open "
+        "it), or to Markdown with PNG files beside it.")
+    add_model_argument(p)
     p.add_argument("-o", "--output", default="report.html", help="output file (default: "
                    "report.html)")
     p.add_argument("--format", choices=("html", "md"), default="html",
                    help="html (one self-contained file) or md (Markdown + PNGs beside it)")
-    p.add_argument("--text", default=None, help="sentence to tokenize (models with a tokenizer)")
+    add_text_argument(p)
     p.add_argument("--query", type=int, default=None,
                    help="query token index for the attribution (default: the middle token)")
     p.add_argument("--topk", type=int, default=8, help="attribution weights shown (default 8)")
     p.add_argument("--fold-head", type=_pair, default=None, metavar="LAYER,HEAD",
                    help="head of the fold scan (default: the least focused head)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch intra-op threads (default 1: the report's tensors are small, "
+                        "and extra threads mostly wait on each other)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from hjplug.errors import InvalidArgumentError
+    from hjplug.htmlreport import check_writable
+    from hjplug.htmlreport.request import check_syntax
+
+    if args.topk < 1:
+        raise InvalidArgumentError("--topk", "an int ≥ 1", args.topk)
+    if args.threads < 1:
+        raise InvalidArgumentError("--threads", "an int ≥ 1", args.threads,
+                                   hint="Use 1 (the default) unless the model is large.")
+    check_syntax(args.query, args.fold_head)  # before loading: negative indices
+    out = Path(args.output)
+    check_writable(out)  # fail before the slow part
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args, out)
+    finally:
+        torch.set_num_threads(threads)  # in-process callers (tests) get theirs back
+
+
+def _run(args: argparse.Namespace, out: Path) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hjplug.api import load_model
-    from hjplug.errors import InvalidArgumentError
-    from hjplug.htmlreport import STAGES, check_writable, collect, write_report
+    from hjplug.htmlreport import STAGES, collect, write_report
+    from hjplug.htmlreport.request import check_request
 
-    if args.topk < 1:
-        raise InvalidArgumentError("--topk", "an int ≥ 1", args.topk, where="hjplug report")
-    out = Path(args.output)
-    check_writable(out)  # fail before the slow part
     err = Console(stderr=True)
+    with err.status("report: load model…"):  # transient: a refusal below prints one line only
+        loaded = load(args.model, text=args.text)
+    check_request(loaded, args.query, args.fold_head)  # indices vs the model, before any work
     stages = ("load", *STAGES, "write")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.completed}/{task.total}"), TimeElapsedColumn(), console=err,
             transient=False) as bar:
-        task = bar.add_task("report: load model", total=len(stages))
-        loaded = load_model(args.model, text=args.text)
-        bar.update(task, advance=1, description=f"report: {STAGES[0]}")
+        task = bar.add_task(f"report: {STAGES[0]}", total=len(stages), completed=1)
 
         def step(name: str) -> None:
             i = STAGES.index(name)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, load
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "viscosity ε_h, the mean normalised entropy H(π)/log k (particle < 0.33 ≤ mixed ≤ 0.66 < "
         "wave), the top-2 gap Δ/ε relative to log k and the curvature ‖Cov_π(k)‖/ε with its "
         "bound max‖k‖²/ε. Nothing is downloaded.")
-    p.add_argument("model", nargs="?", default=None,
-                   help="model directory, cached model id, or config.json (default: bundled "
-                        "all-MiniLM-L6-v2)")
-    p.add_argument("--text", default=None, help="sentence to tokenize (models with a tokenizer)")
+    add_model_argument(p)
+    add_text_argument(p)
     p.add_argument("--stats", default="epsilon,lse,entropy,gap",
                    help="comma-separated statistics (epsilon, lse, entropy, gap, topk, "
                         "curvature, weights); default: epsilon,lse,entropy,gap")
@@ -32,15 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hjplug.api import load_model
     from hjplug.instrument import instrument
     from hjplug.instrument.names import check_stats
     from hjplug.instrument.recorder import _jsonable
     from hjplug.instrument.sweep import run_model
 
     stats = check_stats([s.strip() for s in args.stats.split(",") if s.strip()], "hjplug stats")
-    loaded = load_model(args.model, text=args.text)
+    loaded = load(args.model, text=args.text)
     with instrument(loaded.model, stats=stats) as rec:
         run_model(loaded.model, loaded.inputs)
     summary = rec.summary()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, load
 from hjplug.errors import InvalidArgumentError
 
 
@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "layers/heads; report the mean entropy per head, check ∂H/∂ε ≥ 0 at fixed inputs (a "
         "violation is a bug) and find fold bifurcations (basin merges) of one head's "
         "attribution landscape. Default model: the bundled all-MiniLM-L6-v2.")
-    p.add_argument("model", nargs="?", default=None, help="as for `hjplug stats`")
-    p.add_argument("--text", default=None, help="sentence to tokenize")
+    add_model_argument(p, help="as for `hjplug stats`")
+    add_text_argument(p, help="sentence to tokenize")
     p.add_argument("--scales", default="0.01:10:40",
                    help="lo:hi:n (n log-spaced λ) or a comma-separated list; λ > 0")
     p.add_argument("--layers", default=None, help="comma-separated attention block indices")
@@ -59,13 +59,11 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hjplug.api import load_model
     from hjplug.instrument import sweep
 
     scales = parse_scales(args.scales)
     layers, heads = _ints(args.layers, "--layers"), _ints(args.heads, "--heads")
-    loaded = load_model(args.model, text=args.text)
+    loaded = load(args.model, text=args.text)
     sw = sweep(loaded.model, loaded.inputs, scales, layers=layers, heads=heads,
                folds=not args.no_folds, progress=None if not args.json else False)
     if args.plot:

@@ -25,10 +25,11 @@ from hjplug.htmlreport.render import (
     render_markdown,
     write_atomic,
 )
+from hjplug.htmlreport.scale import PaperScale, paper_scale
 
-__all__ = ["DEFAULT_FOLD_SCALES", "DEFAULT_SCALES", "FIGURE_KEYS", "STAGES", "ReportData",
-           "ReportWriteError", "check_writable", "collect", "eps_star", "render_html",
-           "render_markdown", "write_report"]
+__all__ = ["DEFAULT_FOLD_SCALES", "DEFAULT_SCALES", "FIGURE_KEYS", "STAGES", "PaperScale",
+           "ReportData", "ReportWriteError", "check_writable", "collect", "eps_star",
+           "paper_scale", "render_html", "render_markdown", "write_report"]
 
 
 def write_report(data: ReportData, path: str | Path, fmt: str = "html") -> list[Path]:

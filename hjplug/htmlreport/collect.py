@@ -1,7 +1,10 @@
 """Gather what a report shows, stage by stage; a failing stage is recorded, never fatal.
 
 Stages: inspect (block table), instrument (per-head entropy), sweep (ε-curves of the most and
-least focused heads), folds (bifurcation scan of one head), attribution (top-k π of one query).
+least focused heads), scale (the paper's ε* = N^{−1/d}·|q|·R of those heads, Hugging Face
+models: hjplug.htmlreport.scale), folds (bifurcation scan of one head), attribution (top-k π of
+one query). `query` and `fold_head` are checked against the model before any stage
+(hjplug.htmlreport.request): a bad index raises InvalidArgumentError, it is not a failed stage.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from typing import Any
 __all__ = ["DEFAULT_FOLD_SCALES", "DEFAULT_SCALES", "STAGES", "ReportData", "collect",
            "eps_star"]
 
-# λ grid of the ε-sweep (ε_h → λ·ε_h) and of the fold scan: short, so the default run stays fast.
+# λ grid of the ε-sweep (ε_h → λ·ε_h) and of the fold scan (particle regime λ ≪ 1 included:
+# the closed-form landscape search costs ~10 ms per ε on MiniLM).
 DEFAULT_SCALES: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-DEFAULT_FOLD_SCALES: tuple[float, ...] = (0.17, 0.25, 0.35, 0.5, 1.0, 2.0)
-STAGES: tuple[str, ...] = ("inspect", "instrument", "sweep", "folds", "attribution")
+DEFAULT_FOLD_SCALES: tuple[float, ...] = (0.03, 0.1, 0.17, 0.25, 0.35, 0.5, 1.0, 2.0)
+STAGES: tuple[str, ...] = ("inspect", "instrument", "sweep", "scale", "folds", "attribution")
 
 
 @dataclass
@@ -36,6 +40,7 @@ class ReportData:
     focused: tuple[int, int] | None = None  # (layer, head) lowest mean H/log k
     diffuse: tuple[int, int] | None = None  # (layer, head) highest
     sweep: Any = None  # SweepResult (folds=False)
+    paper_scales: dict[tuple[int, int], Any] = field(default_factory=dict)  # (l, h) → PaperScale
     fold: Any = None  # SweepResult with fold_scan for fold_head
     fold_head: tuple[int, int] | None = None
     attribution: Any = None  # Attribution (one query)
@@ -48,7 +53,8 @@ class ReportData:
 
 
 def eps_star(eps: list[float], nent: list[float], level: float = 0.5) -> float:
-    """ε where the mean H/log k crosses `level` (log-linear interpolation); NaN if it doesn't."""
+    """Empirical crossover ε*_½: the ε where the mean H/log k crosses `level` (log-linear
+    interpolation); NaN if it doesn't. (The paper's ε* = N^{−1/d}: hjplug.htmlreport.scale.)"""
     pts = [(e, v) for e, v in zip(eps, nent, strict=True) if not math.isnan(v) and e > 0]
     for (e0, v0), (e1, v1) in itertools.pairwise(pts):
         if (v0 - level) * (v1 - level) <= 0 and v0 != v1:
@@ -107,12 +113,17 @@ def collect(loaded: Any, *, model_source: str | None = None, query: int | None =
     """Run every stage on `loaded` (an hjplug.api.Loaded); `step(stage)` is called as each ends.
 
     A stage that raises is recorded in `errors` (one line each) and the later stages that need
-    its output are skipped with a note. debug=True re-raises instead.
+    its output are skipped with a note. debug=True re-raises instead. An invalid `query` or
+    `fold_head` raises InvalidArgumentError before any stage runs.
     """
     import hjplug
+    from hjplug.htmlreport.request import check_request
+    from hjplug.htmlreport.scale import head_paper_scale
     from hjplug.instrument import instrument
+    from hjplug.instrument._hf import is_hf
     from hjplug.instrument.sweep import run_model
 
+    check_request(loaded, query, fold_head)
     data = ReportData(name=loaded.name, source=loaded.source, text=text)
     done = step or (lambda s: None)
 
@@ -164,6 +175,14 @@ def collect(loaded: Any, *, model_source: str | None = None, query: int | None =
         data.sweep = hjplug.sweep(loaded.model, loaded.inputs, list(scales), layers=layers,
                                   heads=heads, folds=False, progress=False)
 
+    def do_scale() -> None:
+        if data.sweep is None or data.focused is None or data.diffuse is None:
+            raise _Unavailable("skipped: needs the swept heads of the sweep stage")
+        if not is_hf(loaded.model):
+            return  # q, k are read from HF attention calls only; the table then shows "—"
+        for head in dict.fromkeys((data.focused, data.diffuse)):
+            data.paper_scales[head] = head_paper_scale(loaded.model, loaded.inputs, *head)
+
     def do_folds() -> None:
         head = fold_head or data.diffuse
         if head is None:
@@ -186,7 +205,7 @@ def collect(loaded: Any, *, model_source: str | None = None, query: int | None =
 
     data.tokens = _tokens(loaded, model_source)
     for name, fn in (("inspect", do_inspect), ("instrument", do_instrument),
-                     ("sweep", do_sweep), ("folds", do_folds),
+                     ("sweep", do_sweep), ("scale", do_scale), ("folds", do_folds),
                      ("attribution", do_attribution)):
         stage(name, fn)
     return data

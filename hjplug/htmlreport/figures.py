@@ -81,11 +81,13 @@ def depth(d: ReportData) -> bytes | None:
 
 
 def sweep_curves(d: ReportData) -> bytes | None:
+    """H/log k against ε for the most / least focused heads; per head: dotted = its own ε_h,
+    dashed = empirical ε*_½ (H/log k = ½), dash-dot = the paper's ε* = N^{−1/d}·|q|·R."""
     sw = d.sweep
     if sw is None or d.focused is None or d.diffuse is None:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.8, 4.0))
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
     for (li, h), label, color in ((d.focused, "most focused", "tab:blue"),
                                   (d.diffuse, "least focused", "tab:red")):
         if li not in sw.layers:
@@ -98,19 +100,23 @@ def sweep_curves(d: ReportData) -> bytes | None:
             ax.axvline(native[0], color=color, ls=":", lw=0.8)
         es = eps_star(eps, y)
         if not math.isnan(es):
-            ax.axvline(es, color=color, ls="--", lw=1.0)
-            ax.annotate(f"ε* = {es:.3g}", (es, 0.5), xytext=(4, 4), textcoords="offset points",
-                        color=color, fontsize=8)
+            ax.axvline(es, color=color, ls="--", lw=1.0, label=f"  ε*½ = {es:.3g} (H/log k = ½)")
+        ps = d.paper_scales.get((li, h))
+        if ps is not None:
+            ax.axvline(ps.eps_star, color=color, ls="-.", lw=1.2,
+                       label=f"  ε*paper = N^(−1/d)·|q|·R = {ps.eps_star:.3g} "
+                             f"(N = {ps.n_keys:.0f}, d = {ps.dim:.1f})")
     ax.axhline(0.0, color="black", lw=1.2)
-    ax.annotate("tropical limit ε → 0: π → hard max, H → 0", (0.02, 0.02),
+    ax.annotate("← tropical limit ε → 0: π → hard max, H → 0 (black line)", (0.01, 0.03),
                 xycoords="axes fraction", fontsize=8)
     ax.axhline(0.5, color="grey", lw=0.5)
     ax.set_xscale("log")
-    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylim(-0.14, 1.05)
     ax.set_xlabel("ε = λ·ε_h  (viscosity = 1/attention scale; dotted: the model's own ε_h)")
     ax.set_ylabel("mean H(π)/log k  (dimensionless)")
-    ax.set_title("ε-sweep (dashed: ε* where H/log k = 1/2)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("ε-sweep: dashed ε*½ (empirical), dash-dot ε* = N^(−1/d)·|q|·R (paper)",
+                 fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
     return _png(fig)
 
 
@@ -142,6 +148,9 @@ def folds(d: ReportData) -> bytes | None:
         ax1.axvline(f.eps, color="black", ls="--", lw=0.8)
     ax1.set_xlabel("ε  (viscosity)")
     ax1.set_ylabel("number of critical points")
+    from matplotlib.ticker import MaxNLocator
+
+    ax1.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_title(f"{len(scan.folds)} fold(s) over ε ∈ [{min(scan.eps):.3g}, "
                   f"{max(scan.eps):.3g}]", fontsize=10)
     ax1.legend(fontsize=7)

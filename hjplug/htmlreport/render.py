@@ -94,16 +94,46 @@ _CAPTIONS = {
                        "> 0.66).",
     "entropy_depth": "Mean (and min … max over heads) of H(π)/log k per layer: depth = HJ time, "
                      "one attention step per layer.",
-    "eps_sweep": "ε → λ·ε_h for the most and least focused heads. Dashed: ε* where H/log k = "
-                 "1/2; dotted: the model's own ε_h; the ε → 0 end is the tropical limit "
-                 "(hard max, H → 0).",
+    "eps_sweep": "ε → λ·ε_h for the most and least focused heads. Dotted: the model's own "
+                 "ε_h. Dashed: the empirical crossover ε*½ where H/log k = 1/2. Dash-dot: the "
+                 "paper's ε* = N^(−1/d) in the head's units, ε* = N^(−1/d)·|q|·R (k_j = m + R·y_j "
+                 "with R the RMS radius of the N visible keys about their centroid m, so "
+                 "q·k_j/ε is the heat-kernel form at unit scale with ε′ = ε/(|q|·R); d = the "
+                 "participation ratio (Σσ²)²/Σσ⁴ of the key covariance; geometric mean over "
+                 "queries). The ε → 0 end is the tropical limit (hard max, H → 0).",
     "folds": "Critical points of x ↦ H(π(x; ε)) along the straight path between two query "
              "states of one head, against ε; dashed lines mark basin merges (folds).",
     "attribution": "Top-k Gibbs weights π_j = ∂f/∂b_j of one query token over the keys, in "
                    "the most focused head.",
 }
 
+_SCALE_NOTE = ("ε*½: where the head's mean H/log k crosses 1/2 on the sweep. Paper ε*: "
+               "ε′* = N^(−1/d) for the dimensionless viscosity ε′ = ε/(|q|·R) of the heat-kernel "
+               "reading q·k_j/ε = −|q̂ − y_j|²/(2ε′) + g_j + const, k_j = m + R·y_j; N visible "
+               "keys, d the participation ratio of their covariance; per query, geometric mean. "
+               "λ = ε/ε_h.")
 _HEADERS = ("path", "kind", "Hamiltonian", "ε", "time step", "exactness", "evidence")
+SCALE_HEADERS = ("head", "layer, head", "ε_h", "empirical ε*½ (λ)", "paper ε* = N^(−1/d)·|q|·R "
+                 "(λ*)", "N", "d (participation ratio)", "mean |q|", "R (RMS key radius)")
+
+
+def scale_rows(d: ReportData) -> list[tuple[str, ...]]:
+    """One row per swept head: its ε_h, the empirical ε*½ and the paper's ε* (hjplug.htmlreport
+    .scale), each with its λ = ε/ε_h; "—" where a value is unavailable."""
+    sw = d.sweep
+    if sw is None or d.focused is None or d.diffuse is None:
+        return []
+    rows = []
+    for (li, h), label in ((d.focused, "most focused"), (d.diffuse, "least focused")):
+        eps = sw.epsilon[:, li, h].tolist()
+        es = eps_star(eps, sw.normalized_entropy[:, li, h].tolist())
+        eh = eps[0] / sw.scales[0].item()
+        ps = d.paper_scales.get((li, h))
+        paper = ("—", "—", "—", "—", "—") if ps is None else (
+            f"{_fmt(ps.eps_star)} ({_fmt(ps.lam_star)})", f"{ps.n_keys:.4g}", f"{ps.dim:.3g}",
+            f"{ps.q_norm:.3g}", f"{ps.radius:.3g}")
+        rows.append((label, f"{li}, {h}", _fmt(eh), f"{_fmt(es)} ({_fmt(es / eh)})", *paper))
+    return rows
 
 
 def _head_stats(d: ReportData) -> list[str]:
@@ -117,11 +147,10 @@ def _head_stats(d: ReportData) -> list[str]:
                    + ", ".join(f"{n} {k}" for k, n in sorted(reg.items())))
     sw = d.sweep
     if sw is not None and d.focused and d.diffuse:
-        for (li, h), label in ((d.focused, "most focused"), (d.diffuse, "least focused")):
-            eps = sw.epsilon[:, li, h].tolist()
-            es = eps_star(eps, sw.normalized_entropy[:, li, h].tolist())
-            out.append(f"{label}: layer {li} head {h}, ε_h = {_fmt(eps[0] / sw.scales[0].item())}"
-                       f", ε* = {_fmt(es)} (λ ∈ {[round(x, 3) for x in sw.scales.tolist()]})")
+        out.append(f"ε-sweep of the most focused (layer {d.focused[0]} head {d.focused[1]}) and "
+                   f"least focused (layer {d.diffuse[0]} head {d.diffuse[1]}) heads over λ ∈ "
+                   f"{[round(x, 3) for x in sw.scales.tolist()]}; critical scales in the table "
+                   "below")
         out.append(f"monotonicity of H in ε: {sw.checked} (row, step) pairs checked, "
                    f"{len(sw.violations)} violations")
     if d.fold is not None and d.fold.fold_scan is not None:
@@ -166,6 +195,14 @@ def render_html(d: ReportData, figs: dict[str, bytes]) -> str:
             p += [f"<tr><td>{_e(n.path)}</td><td>{_e(n.rule)}</td><td>{_e(n.node)}</td>"
                   f"<td>{_e(n.reason)}</td></tr>" for n in nm]
             p.append("</tbody></table>")
+    srows = scale_rows(d)
+    if srows:
+        p.append("<h2>Critical scales of the swept heads</h2>")
+        p.append('<table id="scales"><thead><tr>' + "".join(f"<th>{_e(h)}</th>"
+                                                          for h in SCALE_HEADERS)
+                 + "</tr></thead><tbody>")
+        p += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in srows]
+        p.append(f'</tbody></table><p class="muted">{_e(_SCALE_NOTE)}</p>')
     p.append("<h2>Figures</h2>")
     for key, title, _fn in FIGURES:
         p.append(f"<h3>{_e(title)}</h3>")
@@ -208,6 +245,13 @@ def render_markdown(d: ReportData, figs: dict[str, bytes], stem: str) -> str:
             p += ["| path | rule | node | reason |", "|---|---|---|---|"]
             p += [f"| {_md_cell(n.path)} | {_md_cell(n.rule)} | {_md_cell(n.node)} | "
                   f"{_md_cell(n.reason)} |" for n in nm]
+    srows = scale_rows(d)
+    if srows:
+        p += ["", "## Critical scales of the swept heads", "",
+              "| " + " | ".join(_md_cell(h) for h in SCALE_HEADERS) + " |",
+              "|" + "---|" * len(SCALE_HEADERS)]
+        p += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in srows]
+        p += ["", _SCALE_NOTE]
     p += ["", "## Figures", ""]
     for key, title, _fn in FIGURES:
         p += [f"### {title}", "", _CAPTIONS.get(key, ""), ""]

@@ -94,8 +94,15 @@ def test_html_structure(minilm) -> None:
     assert 'src="http' not in text and 'href="http' not in text and "url(http" not in text
     assert not [u for u in doc.links if re.match(r"^(https?:)?//", u)]
     assert "<script src" not in text and "<link" not in text
-    for word in ("particle", "ε*", "tropical", "depth = HJ time"):
+    for word in ("particle", "ε*", "tropical", "depth = HJ time", "N^(−1/d)·|q|·R"):
         assert word in text, word
+    assert doc.rows["scales"] == 2  # most and least focused: empirical and paper ε*
+    assert set(data.paper_scales) == {data.focused, data.diffuse}
+    for ps in data.paper_scales.values():  # 21 tokens, ε_h = √32: the paper's ε* is defined
+        assert ps.n_keys == data.tokens.__len__() and ps.eps0 == pytest.approx(32**0.5)
+        assert 1 <= ps.dim <= 32 and ps.eps_star > 0
+    scan = data.fold.fold_scan  # the default grid reaches the particle regime (λ = 0.03)
+    assert min(scan.eps) < 0.2 * 32**0.5 and max(scan.n_minima) >= 1
     assert data.fold is not None and data.fold.fold_scan is not None
     assert data.attribution is not None and data.attribution.topk_weights.shape[-1] == 8
     assert not list(html_path.parent.glob(".hjplug-report-*"))  # no temp file left

@@ -19,6 +19,10 @@ SCALES = torch.logspace(-1, 1, 7)
 
 def test_sweep_entropy_matches_instrumented_runs_and_is_checked() -> None:
     model, inputs = gpt2()
+    # the "hjplug" entry of transformers' AttentionInterface is process-global and stays
+    # registered once used (idempotent); register it first so that the snapshot compares the
+    # model's own state and catches a tap wrapper left installed
+    hjplug.integrations.huggingface.register()
     before = hook_snapshot(model)
     sw = hjplug.sweep(model, inputs, SCALES, layers=[0], heads=[1, 2], folds=False,
                       progress=False)
