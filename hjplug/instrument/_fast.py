@@ -58,9 +58,14 @@ def attention_stats(call: Any, topk: int = 0) -> dict[str, Tensor] | None:
     qs, alpha = q.to(ct).view(B, Hk, g, Sq, D), call.scale * _LOG2E  # a view for fp32 / fp64
     if lam is not None:  # per-head 1/λ_h folded into the query (one copy)
         qs, alpha = qs * (alpha / lam).to(ct).view(1, Hk, g, 1, 1), 1.0
+    if causal and bias is None:  # the causal band alone: built per block, never [Sq, Sk]
+        rows = torch.arange(Sq, device=q.device) + (Sk - Sq + 1)  # k_i, bottom-right aligned
+        keys = rows.clamp(0, Sk).view(1, 1, Sq).expand(B, H, Sq)  # [B, H, Sq] int64
+        return _blockwise(qs, k.to(ct), alpha, None, CausalBand(Sq, Sk, q.device), keys,
+                          topk)
     vis = visible_keys(call)  # [B|1, H|1, Sq, Sk] bool
     add: Tensor | None = None  # base-2 additive bias, [B|1, Hk|1, g|1, Sq|1, Sk]
-    hid: Tensor | None = None  # removed keys, [B|1, Hk|1, g|1, Sq, Sk] bool
+    hid: Tensor | CausalBand | None = None  # removed keys, [B|1, Hk|1, g|1, Sq, Sk] bool
     key_vis = vis[..., :1, :]  # [B|1, H|1, 1, Sk]
     if ((bias is None or bias.dtype == torch.bool) and not causal and vis.shape[1] == 1
             and torch.equal(vis, key_vis.expand_as(vis))):  # no mask, or a key-padding mask
@@ -100,8 +105,8 @@ def _split(n: int, most: int) -> list[slice]:
     return [slice(cuts[i], cuts[i + 1]) for i in range(parts)]
 
 
-def _blockwise(qs: Tensor, k: Tensor, alpha: float, add: Tensor | None, hid: Tensor | None,
-               keys: Tensor, topk: int) -> dict[str, Tensor]:
+def _blockwise(qs: Tensor, k: Tensor, alpha: float, add: Tensor | None,
+               hid: Tensor | CausalBand | None, keys: Tensor, topk: int) -> dict[str, Tensor]:
     """t = alpha·qs·kᵀ + add, hid keys at −∞ (then d clamped), blockwise → lse, entropy, top-k.
 
     qs [B, Hk, g, Sq, D], k [B, Hk, Sk, D] (any strides), keys [B, H, Sq]."""
@@ -169,8 +174,25 @@ def _size(s: slice, n: int) -> int:
     return len(range(*s.indices(n)))
 
 
-def _part(t: Tensor, bs: slice, hs: slice, iq: slice) -> Tensor:
+class CausalBand:
+    """Keys after the causal band, made per query block: query i (bottom-right aligned) sees
+    keys j ≤ i + Sk − Sq. Memory O(block) instead of a stored [Sq, Sk] mask."""
+
+    def __init__(self, Sq: int, Sk: int, device: torch.device) -> None:
+        self.Sq, self.Sk, self.device = Sq, Sk, device
+
+    def rows(self, iq: slice) -> Tensor:
+        """[1, 1, 1, c, Sk] bool: True where key j is removed for the queries of iq."""
+        lo, hi, _ = iq.indices(self.Sq)
+        i = torch.arange(lo, hi, device=self.device).unsqueeze(1) + (self.Sk - self.Sq)  # [c, 1]
+        j = torch.arange(self.Sk, device=self.device).unsqueeze(0)  # [1, Sk]
+        return (j > i).view(1, 1, 1, hi - lo, self.Sk)
+
+
+def _part(t: Tensor | CausalBand, bs: slice, hs: slice, iq: slice) -> Tensor:
     """Broadcast-aware block of t [B|1, Hk|1, g|1, Sq|1, Sk] (size-1 dims kept whole)."""
+    if isinstance(t, CausalBand):
+        return t.rows(iq)
     return t[bs if t.shape[0] > 1 else slice(None), hs if t.shape[1] > 1 else slice(None), :,
              iq if t.shape[3] > 1 else slice(None)]
 

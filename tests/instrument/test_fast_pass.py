@@ -150,3 +150,19 @@ def test_split_is_near_equal(n: int, most: int) -> None:
     assert sum(sizes) == n and parts[0].start == 0 and parts[-1].stop == n
     assert all(a.stop == b.start for a, b in itertools.pairwise(parts))
     assert max(sizes) <= max(1, most) and max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("chunk", [1 << 17, 2 * SK, 1])
+def test_causal_band_is_built_per_block(chunk: int, monkeypatch) -> None:
+    """Causal calls without a mask never build the [Sq, Sk] visibility mask (memory O(block)),
+    GQA and query blocks included; k_i = i + 1."""
+    monkeypatch.setattr(_fast, "CHUNK", chunk)
+
+    def no_mask(call):
+        raise AssertionError("a full [Sq, Sk] visibility mask was built")
+
+    import hjplug.instrument._hf as hf_mod
+
+    monkeypatch.setattr(hf_mod, "visible_keys", no_mask)
+    got = _check(_call(None, hk=2, causal=True, sq=SK), topk=3)
+    assert got["keys"][0, 0].tolist() == list(range(1, SK + 1))
