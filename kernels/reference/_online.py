@@ -1,81 +1,107 @@
-"""Online (flash-style) log-partition, entropy and top-k over chunks of keys, in PyTorch.
+"""Online (flash-style) log-partition, entropy, output and top-k over chunks of keys, in PyTorch.
 
-State per row, relative to the running max m (scores s in natural-log units):
-    l = Σ_j exp(s_j − m)              a = Σ_j exp(s_j − m)·(s_j − m)
-    lse = m + log l                   H = log l − a/l          (= lse − E_π[s])
-A new chunk with max m' ≥ m rescales by α = exp(m − m'):  l ← α·l,  a ← α·(a + l·(m − m')).
-Removed keys carry s = −inf and contribute nothing (guarded so 0·(−inf) never appears).
+Scores are in base 2, t = log₂e·s (so 2^t = e^s), as in the Triton kernels. State per row,
+relative to the running max m (m starts at −10³⁰, finite, so no inf − inf ever appears):
+    l = Σ_j 2^{t_j − m}          a = Σ_j 2^{t_j − m}·(t_j − m)          acc = Σ_j 2^{t_j − m} v_j
+    lse = ln2·(m + log₂ l)       H = ln2·(log₂ l − a/l)   (= lse − E_π[s])      out = acc/l
+A new chunk with max m' ≥ m rescales by α = 2^{m − m'}:  l ← α·l,  a ← α·(a + l·(m − m')).
+Removed keys carry t = −inf: 2^{−inf} = 0, and d = t − m is clamped at −10⁴ before p·d
+(2^{−10⁴} = 0 in fp32 and fp64, so the clamp changes no product and no 0·(−inf) appears).
+CPU notes: exp2 has no slow underflow path (MKL's exp is 3–15× slower below ≈ −87); the chunk
+ops run in place when autograd does not need their inputs; m is not differentiated (every
+result is independent of it), so in-place shifts never invalidate a saved tensor.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["OnlineStats", "finish", "merge_chunk", "merge_topk", "start"]
+__all__ = ["LN2", "LOG2E", "OnlineStats", "empty", "finish", "merge_chunk", "topk_result"]
 
-_FLOOR = -1.0e4  # below it exp(d) = 0 exactly (fp32 and fp64)
+LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)
+_M0 = -1.0e30  # initial running max (finite: α = 2^{m − m'} and l·(m − m') stay finite)
+_FLOOR = -1.0e4  # below it 2^d = 0 exactly (fp32 and fp64)
 
 
 @dataclass
 class OnlineStats:
-    m: Tensor  # [...]      running max (−inf while nothing is visible)
-    l: Tensor  # noqa: E741  [...]      Σ exp(s − m)
-    a: Tensor  # [...]      Σ exp(s − m)(s − m)
-    acc: Tensor | None  # [..., Dv] Σ exp(s − m) v   (None when no values are averaged)
+    m: Tensor  # [..., 1]   running max of t (≥ −10³⁰; NaN once a NaN score is seen)
+    l: Tensor  # noqa: E741  [...]  Σ 2^{t − m}
+    a: Tensor  # [...]      Σ 2^{t − m}(t − m)
+    acc: Tensor | None  # [..., Dv]  Σ 2^{t − m} v   (None when no values are averaged)
+    topv: Tensor | None = None  # [..., k]  largest t so far (−inf: removed key)
+    topi: Tensor | None = None  # [..., k]  their key indices
 
 
-def start(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-          dv: int | None) -> OnlineStats:
-    m = torch.full(shape, float("-inf"), dtype=dtype, device=device)
+def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, dv: int | None,
+          topk: int = 0) -> OnlineStats:
+    """State of rows that have seen no key yet (finish → out 0, lse −inf, H 0)."""
     z = torch.zeros(shape, dtype=dtype, device=device)
     acc = None if dv is None else torch.zeros((*shape, dv), dtype=dtype, device=device)
-    return OnlineStats(m, z, z.clone(), acc)
+    topv = torch.full((*shape, topk), float("-inf"), dtype=dtype, device=device)  # [..., k]
+    topi = torch.full((*shape, topk), -1, dtype=torch.long, device=device)
+    return OnlineStats(torch.full((*shape, 1), _M0, dtype=dtype, device=device), z, z.clone(),
+                       acc, topv, topi)
 
 
-def merge_chunk(st: OnlineStats, s: Tensor, v: Tensor | None = None) -> Tensor:
-    """Fold scores s [..., C] (and values v [..., C, Dv] broadcastable) into st; return p.
-
-    Only O(rows) tensors are tested for finiteness; the [..., C] chunk sees 5 passes (amax, sub,
-    exp, clamp, sum) and one batched dot. Removed keys (d = −inf) give p = 0 and contribute
-    p·max(d, −10⁴) = 0: exp(−10⁴) underflows to 0 in fp32 and fp64, so the clamp changes no
-    product, keeps NaN (clamp propagates it) and leaves no 0·(−inf) in the autograd graph.
-    """
-    m_new = torch.maximum(st.m, s.amax(dim=-1))  # [...]
-    m_safe = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
-    alpha = torch.exp(st.m - m_safe)  # 0 where st.m = −inf
-    # masked_fill before multiplying, so no 0·(−inf) exists even in the autograd graph
-    shift = st.l * (st.m - m_safe).masked_fill(~torch.isfinite(st.m), 0.0)
-    d = s - m_safe.unsqueeze(-1)  # [..., C]
-    p = torch.exp(d)  # [..., C]
-    dc = d.clamp_min(_FLOOR) if d.requires_grad else d.clamp_min_(_FLOOR)  # p's graph keeps no d
-    pd = (p.unsqueeze(-2) @ dc.unsqueeze(-1)).reshape(p.shape[:-1])  # Σ_j p_j d_j as a dot
-    st.a = alpha * (st.a + shift) + pd
-    st.l = alpha * st.l + p.sum(-1)
-    if st.acc is not None and v is not None:
-        st.acc = st.acc * alpha.unsqueeze(-1) + p.to(v.dtype) @ v
-    st.m = m_new
-    return p
-
-
-def merge_topk(topv: Tensor, topi: Tensor, s: Tensor, j0: int) -> tuple[Tensor, Tensor]:
-    """Keep the k largest scores (and key indices) of [topv | s]; k = topv.shape[-1]."""
-    k = topv.shape[-1]
-    idx = torch.arange(j0, j0 + s.shape[-1], device=s.device).expand(s.shape)  # [..., C]
-    vals = torch.cat([topv, s], dim=-1)
-    inds = torch.cat([topi, idx], dim=-1)
-    v2, pos = vals.topk(k, dim=-1)
-    return v2, inds.gather(-1, pos)
+def merge_chunk(st: OnlineStats | None, t: Tensor, v: Tensor | None = None, topk: int = 0,
+                j0: int = 0, p_out: Tensor | None = None) -> OnlineStats:
+    """Fold base-2 scores t [..., C] (values v [..., C, Dv], keys j0…) into st (None: nothing
+    seen yet); return the new state. t is overwritten (it becomes d = t − m); p_out (like t, not
+    under autograd) receives 2^d, so a caller can reuse one buffer for every chunk."""
+    tv = ti = None
+    if topk:  # raw t (−inf for removed keys), as the kernel keeps it
+        tv, ti = t.topk(min(topk, t.shape[-1]), dim=-1)  # [..., k']
+        ti = ti + j0
+        if st is not None and st.topv is not None:
+            tv, pos = torch.cat([st.topv, tv], -1).topk(min(topk, st.topv.shape[-1] +
+                                                            tv.shape[-1]), dim=-1)
+            ti = torch.cat([st.topi, ti], -1).gather(-1, pos)  # type: ignore[list-item]
+    m_c = t.detach().amax(dim=-1, keepdim=True)  # [..., 1]; NaN stays NaN
+    m = m_c.clamp_min_(_M0) if st is None else torch.maximum(st.m, m_c)
+    d = t.sub_(m)  # [..., C]  d = t − m ≤ 0
+    p = torch.exp2(d, out=p_out)  # [..., C]
+    l_c = p.sum(-1)  # [...]
+    if d.requires_grad:  # autograd keeps p and d: no in-place steps
+        a_c = torch.linalg.vecdot(p, d.clamp_min(_FLOOR))  # [...]  Σ_j p_j·max(d_j, −10⁴)
+    else:
+        a_c = d.clamp_min_(_FLOOR).mul_(p).sum(-1)  # [...]  (d is not needed afterwards)
+    acc_c = None if v is None else p.to(v.dtype) @ v  # [..., Dv]
+    if st is None:
+        return OnlineStats(m, l_c, a_c, acc_c, tv, ti)
+    shift = st.m - m  # [..., 1]  ≤ 0, finite
+    alpha = torch.exp2(shift)  # [..., 1]
+    a = alpha.squeeze(-1) * (st.a + st.l * shift.squeeze(-1)) + a_c
+    l = alpha.squeeze(-1) * st.l + l_c  # noqa: E741
+    acc = None if st.acc is None or acc_c is None else st.acc * alpha + acc_c
+    return OnlineStats(m, l, a, acc, tv, ti)
 
 
 def finish(st: OnlineStats) -> tuple[Tensor | None, Tensor, Tensor]:
-    """(out = acc/l, lse, entropy); rows with nothing visible → 0, −inf, 0; NaN rows stay NaN."""
-    seen = (st.l > 0) | torch.isnan(st.l)  # a NaN score must not pass for an empty row
+    """(out = acc/l, lse, entropy) in nats; rows with nothing visible → 0, −inf, 0; NaN rows
+    stay NaN (a NaN score must not pass for an empty row)."""
+    seen = (st.l > 0) | torch.isnan(st.l)
     l_safe = torch.where(seen, st.l, torch.ones_like(st.l))
-    m_safe = torch.where(torch.isfinite(st.m), st.m, torch.zeros_like(st.m))
-    lse = torch.where(seen, m_safe + l_safe.log(), torch.full_like(st.l, float("-inf")))
-    ent = torch.where(seen, l_safe.log() - st.a / l_safe, torch.zeros_like(st.l))
+    log2l = l_safe.log2()
+    lse = torch.where(seen, (st.m.squeeze(-1) + log2l) * LN2, torch.full_like(st.l, -math.inf))
+    ent = torch.where(seen, (log2l - st.a / l_safe) * LN2, torch.zeros_like(st.l))
     out = None if st.acc is None else st.acc / l_safe.unsqueeze(-1)
     return out, lse, ent
+
+
+def topk_result(topv: Tensor, topi: Tensor, lse: Tensor, topk: int) -> tuple[Tensor, Tensor]:
+    """Top-k π = e^{s − lse} [..., topk] and key indices; removed keys and padding (fewer keys
+    than topk): weight 0, index −1."""
+    lse_safe = lse.masked_fill(~torch.isfinite(lse), 0.0)  # rows with no visible key
+    tw = torch.exp(topv * LN2 - lse_safe.unsqueeze(-1))  # [..., k]
+    ti = torch.where(torch.isfinite(topv), topi, torch.full_like(topi, -1))
+    if tw.shape[-1] < topk:
+        pad = topk - tw.shape[-1]
+        tw = torch.cat([tw, tw.new_zeros((*tw.shape[:-1], pad))], dim=-1)
+        ti = torch.cat([ti, ti.new_full((*ti.shape[:-1], pad), -1)], dim=-1)
+    return tw, ti

@@ -48,15 +48,18 @@ def entropy_sweep(logits: Tensor | None = None, eps: Tensor | list[float] = (1.0
     src = logits if logits is not None else q
     assert src is not None
     ct = stats_dtype(src.dtype)
-    inv = 1.0 / torch.tensor(ev, dtype=torch.float64).to(device=src.device, dtype=ct)  # [K]
+    inv = _online.LOG2E / torch.tensor(ev, dtype=torch.float64).to(device=src.device, dtype=ct)
+    # inv [K] = log₂e/ε_k: base-2 scores t = log₂e·z/ε_k
     K = inv.numel()
     if logits is not None:
         lead, N = logits.shape[:-1], logits.shape[-1]
         c = chunk or max(16, CHUNK_ELEMENTS // max(1, logits.numel() // max(N, 1) * K))
-        st = _online.start((*lead, K), ct, src.device, None)
+        st: _online.OnlineStats | None = None
         for j0 in range(0, N, c):
             z = logits[..., j0:j0 + c].to(ct).unsqueeze(-2) * inv.unsqueeze(-1)  # [..., K, C]
-            _online.merge_chunk(st, z)
+            st = _online.merge_chunk(st, z)
+        if st is None:  # N = 0
+            st = _online.empty((*lead, K), ct, src.device, None)
         return _online.finish(st)[2]
     assert q is not None and k is not None
     B, H, Sq, D = q.shape
@@ -64,12 +67,14 @@ def entropy_sweep(logits: Tensor | None = None, eps: Tensor | list[float] = (1.0
     g = H // Hk
     qg = q.to(ct).reshape(B, Hk, g, Sq, D)  # [B, Hk, g, Sq, D]
     c = chunk or max(16, CHUNK_ELEMENTS // max(1, B * H * Sq * K))
-    st = _online.start((B, Hk, g, Sq, K), ct, q.device, None)
+    st = None
     for j0 in range(0, Sk, c):
         j1 = min(Sk, j0 + c)
         z = qg @ k[:, :, None, j0:j1].to(ct).transpose(-1, -2)  # [B, Hk, g, Sq, C]
         vis = visible_mask(Sq, j0, j1, Sk, causal, -1, q.device)
         if vis is not None:
             z = z.masked_fill(~vis, float("-inf"))
-        _online.merge_chunk(st, z.unsqueeze(-2) * inv.view(K, 1))  # [B, Hk, g, Sq, K, C]
+        st = _online.merge_chunk(st, z.unsqueeze(-2) * inv.view(K, 1))  # [B, Hk, g, Sq, K, C]
+    if st is None:  # Sk = 0
+        st = _online.empty((B, Hk, g, Sq, K), ct, q.device, None)
     return _online.finish(st)[2].reshape(B, H, Sq, K)

@@ -1,16 +1,23 @@
-"""Reference twin of the fused HJ attention kernel (pure PyTorch, chunked over keys).
+"""Reference twin of the fused HJ attention kernel (pure PyTorch, blocked over rows, chunked over
+keys with online rescaling, base 2 like the kernel).
 
     s_ij = scale · q_i·k_j + bias_ij      (−inf, causal or out-of-window = removed key)
     π_ij = softmax_j(s_ij),  out_i = Σ_j π_ij v_j,
     lse_i = log Σ_j e^{s_ij},  H_i = lse_i − E_π[s_i]
 
-Keys are processed in chunks with flash-style online rescaling, so at most B·H·Sq·chunk scores
-exist at once (never Sq×Sk when Sk is large). Causal masking is aligned bottom-right (query i sees
-key j ≤ i + Sk − Sq, as SDPA/flash with a KV cache); `window` = w keeps keys with
-i + Sk − Sq − w < j (and, when not causal, j < i + Sk − Sq + w). Computes in fp32 (fp64 stays).
+Rows (one batch element, a range of kv-heads with their g query heads, a range of queries) are
+processed in blocks; each block walks its visible key range in chunks (_online: t = log₂e·s,
+flash-style merge), so at most BLOCK_SCORES (or g·chunk) scores exist at once — never Sq×Sk for
+large Sk — and a block plus its powers stays in a core's L2 cache. Key chunks that no query of a
+block can see (causal / window band) are skipped, as the kernel's loop bounds do. Causal masking
+is aligned bottom-right (query i sees key j ≤ i + Sk − Sq, as SDPA/flash with a KV cache);
+`window` = w keeps keys with i + Sk − Sq − w < j (and, when not causal, j < i + Sk − Sq + w).
+Computes in fp32 (fp64 stays); differentiable (the backward recomputes through this twin).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -19,29 +26,31 @@ from hjplug.kernels._checks import check_attention, stats_dtype
 from hjplug.kernels.records import HJAttentionOutput
 from hjplug.kernels.reference import _online
 
-__all__ = ["as_additive", "hj_attention", "visible_mask"]
+__all__ = ["as_additive", "hj_attention", "key_range", "visible_mask", "zero_outside_band"]
 
-CHUNK_ELEMENTS = 1 << 24  # scores held at once (fp32: 64 MiB)
+BLOCK_SCORES = 1 << 18  # scores per block (fp32: 1 MiB; with its powers ≈ a 2 MiB L2)
+KEY_CHUNK = 512  # default keys per chunk
 
 
-def as_additive(bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    """A bool mask (True = keep) becomes 0 / −inf; a float bias is cast to `dtype`."""
+def as_additive(bias: Tensor | None, dtype: torch.dtype, factor: float = 1.0) -> Tensor | None:
+    """A bool mask (True = keep) becomes 0 / −inf; a float bias becomes factor·bias in `dtype`."""
     if bias is None:
         return None
     if bias.dtype == torch.bool:
         zero = torch.zeros((), dtype=dtype, device=bias.device)
         return torch.where(bias, zero, torch.full_like(zero, float("-inf")))
-    return bias.to(dtype)
+    return bias.to(dtype) * factor if factor != 1.0 else bias.to(dtype)
 
 
 def visible_mask(sq: int, j0: int, j1: int, sk: int, causal: bool, window: int,
-                 device: torch.device) -> Tensor | None:
-    """[Sq, j1−j0] bool: key j visible from query i (None when every key is)."""
+                 device: torch.device, i0: int = 0, i1: int | None = None) -> Tensor | None:
+    """[i1−i0, j1−j0] bool: key j visible from query i (queries i0…i1 of sq; None when no
+    causal / window rule applies)."""
     if not causal and window < 0:
         return None
-    i = torch.arange(sq, device=device).unsqueeze(1) + (sk - sq)  # [Sq, 1] absolute position
+    i = torch.arange(i0, sq if i1 is None else i1, device=device).unsqueeze(1) + (sk - sq)
     j = torch.arange(j0, j1, device=device).unsqueeze(0)  # [1, C]
-    ok = torch.ones(sq, j1 - j0, dtype=torch.bool, device=device)
+    ok = torch.ones(i.shape[0], j1 - j0, dtype=torch.bool, device=device)  # [R, C]
     if causal:
         ok &= j <= i
     if window > 0:
@@ -49,6 +58,38 @@ def visible_mask(sq: int, j0: int, j1: int, sk: int, causal: bool, window: int,
         if not causal:
             ok &= j < i + window
     return ok
+
+
+def key_range(i0: int, i1: int, sq: int, sk: int, causal: bool, window: int) -> tuple[int, int]:
+    """Keys [lo, hi) that some query of i0…i1−1 can see (causal / window band), within [0, sk)."""
+    lo, hi, off = 0, sk, sk - sq
+    if causal:
+        hi = min(hi, i1 - 1 + off + 1)
+    if window > 0:
+        lo = max(lo, i0 + off - window + 1)
+        if not causal:
+            hi = min(hi, i1 - 1 + off + window)
+    return max(lo, 0), max(hi, 0)
+
+
+def zero_outside_band(x: Tensor, d: int, causal: bool, window: int) -> Tensor:
+    """x [..., R, C] with the entries outside the causal / window band set to 0, in place: row r
+    sees column c iff c ≤ r + d (causal), c > r + d − window, c < r + d + window (not causal),
+    where d = i0 + Sk − Sq − j0 for queries i0 + r and keys j0 + c. Zeroing, then adding −inf,
+    removes a key even if its score is NaN (as the kernel's `where` does)."""
+    if causal:
+        x.tril_(d)
+    if window > 0:
+        x.triu_(d - window + 1)
+        if not causal:
+            x.tril_(d + window - 1)
+    return x
+
+
+def _splits(n: int, most: int) -> list[tuple[int, int]]:
+    """[0, n) in ceil(n / most) ranges of at most `most`."""
+    most = max(1, most)
+    return [(i, min(n, i + most)) for i in range(0, n, most)]
 
 
 def hj_attention(
@@ -59,43 +100,80 @@ def hj_attention(
     """Attention output with per-row lse and entropy (and top-k weights), chunked over keys."""
     scale_f, win = check_attention(q, k, v, scale, bias, window, topk,
                                    where="hjplug.kernels.reference.hj_attention")
-    B, H, Sq, _ = q.shape
+    B, H, Sq, D = q.shape
     Hk, Sk, Dv = k.shape[1], k.shape[2], v.shape[-1]
     g = H // Hk
     ct = stats_dtype(q.dtype)
-    qg = q.to(ct).reshape(B, Hk, g, Sq, q.shape[-1])  # [B, Hk, g, Sq, D]
-    kf = k.unsqueeze(2)  # [B, Hk, 1, Sk, D]
-    vf = v.unsqueeze(2)  # [B, Hk, 1, Sk, Dv]
-    bias_g = None
-    if bias is not None:
-        bias_g = bias.expand(B, H, Sq, Sk).reshape(B, Hk, g, Sq, Sk)  # view (strides may be 0)
-    c = chunk or max(16, CHUNK_ELEMENTS // max(1, B * H * Sq))
-    st = _online.start((B, Hk, g, Sq), ct, q.device, Dv)
-    kk = min(topk, Sk) if topk else 0
-    topv = torch.full((B, Hk, g, Sq, kk), float("-inf"), dtype=ct, device=q.device)
-    topi = torch.full((B, Hk, g, Sq, kk), -1, dtype=torch.long, device=q.device)
-    for j0 in range(0, Sk, c):
-        j1 = min(Sk, j0 + c)
-        s = (qg @ kf[..., j0:j1, :].to(ct).transpose(-1, -2)) * scale_f  # [B, Hk, g, Sq, C]
-        if bias_g is not None:
-            s = s + as_additive(bias_g[..., j0:j1], ct)
-        vis = visible_mask(Sq, j0, j1, Sk, causal, win, q.device)
-        if vis is not None:
-            s = s.masked_fill(~vis, float("-inf"))
-        _online.merge_chunk(st, s, vf[..., j0:j1, :].to(ct))
-        if kk:
-            topv, topi = _online.merge_topk(topv, topi, s, j0)
-    out, lse, ent = _online.finish(st)
+    dev = q.device
+    alpha = scale_f * _online.LOG2E  # t = log₂e·s = alpha·q·k + log₂e·bias
+    qg = q.view(B, Hk, g, Sq, D)  # [B, Hk, g, Sq, D] (a view: no copy of q)
+    add = as_additive(bias, ct, _online.LOG2E)  # base-2 additive bias, its own (small) shape
+    if add is not None:  # [B, Hk, g, Sq, Sk] view (stride 0 where broadcast)
+        add = add.expand(B, H, Sq, Sk).view(B, Hk, g, Sq, Sk)
+    c = max(1, min(Sk, chunk or KEY_CHUNK))
+    rows = max(1, BLOCK_SCORES // (g * c))  # queries (of one kv-head) per block
+    sq1 = max(Sq, 1)
+    kk = min(topk, Sk)
+    # raw online state of every row [B, Hk, g, Sq, …]; finish runs once at the end
+    m = torch.empty(B, Hk, g, Sq, 1, dtype=ct, device=dev)
+    l = torch.empty(B, Hk, g, Sq, dtype=ct, device=dev)  # noqa: E741
+    a = torch.empty_like(l)
+    acc = torch.empty(B, Hk, g, Sq, Dv, dtype=ct, device=dev)
+    topv = torch.empty(B, Hk, g, Sq, kk, dtype=ct, device=dev)
+    topi = torch.empty(B, Hk, g, Sq, kk, dtype=torch.long, device=dev)
+    zero = torch.zeros((), dtype=ct, device=dev)
+    heads = _splits(Hk, rows // sq1) if rows >= sq1 else [(h, h + 1) for h in range(Hk)]
+    queries = [(0, Sq)] if rows >= sq1 else _splits(Sq, rows)
+    grad = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (q, k, v, bias))
+    scores = powers = None  # without autograd: one buffer each, reused by every block (no
+    if not grad:  # allocation, so no page faults, per block)
+        most = max(h1 - h0 for h0, h1 in heads) * g * max(i1 - i0 for i0, i1 in queries) * c
+        scores, powers = (torch.empty(most, dtype=ct, device=dev) for _ in range(2))
+    for b in range(B):
+        for h0, h1 in heads:
+            for i0, i1 in queries:
+                nh, nq = h1 - h0, i1 - i0
+                qb = qg[b, h0:h1, :, i0:i1].to(ct).reshape(nh, g * nq, D)  # [nh, g·nq, D]
+                lo, hi = key_range(i0, i1, Sq, Sk, causal, win)
+                st: _online.OnlineStats | None = None
+                for j0 in range(lo, hi, c):
+                    j1 = min(hi, j0 + c)
+                    kb = k[b, h0:h1, j0:j1].to(ct)  # [nh, C, D]
+                    shape = (nh, g * nq, j1 - j0)
+                    n = math.prod(shape)
+                    t = torch.baddbmm(zero, qb, kb.mT, beta=0.0, alpha=alpha,  # [nh, g·nq, C]
+                                      out=None if scores is None else scores[:n].view(shape))
+                    t4 = t.view(nh, g, nq, j1 - j0)  # [nh, g, nq, C]
+                    if add is not None:
+                        t4.add_(add[b, h0:h1, :, i0:i1, j0:j1])
+                    if causal or win > 0:  # band rule, local: d = offset of key j0 from query i0
+                        d = i0 + Sk - Sq - j0
+                        keep = zero_outside_band(torch.ones(nq, j1 - j0, dtype=ct, device=dev),
+                                                 d, causal, win)  # [nq, C] 1 / 0
+                        if not bool(keep.all()):  # the chunk crosses the band's edge
+                            zero_outside_band(t4, d, causal, win).add_(keep.log())  # 0 → −inf
+                    st = _online.merge_chunk(st, t, v[b, h0:h1, j0:j1].to(ct), kk, j0,
+                                             None if powers is None else powers[:n].view(shape))
+                if st is None:  # no visible key for any query of the block
+                    st = _online.empty((nh, g * nq), ct, dev, Dv, kk)
+                blk = (b, slice(h0, h1), slice(None), slice(i0, i1))
+                m[blk] = st.m.view(nh, g, nq, 1)
+                l[blk] = st.l.view(nh, g, nq)
+                a[blk] = st.a.view(nh, g, nq)
+                acc[blk] = st.acc.view(nh, g, nq, Dv)  # type: ignore[union-attr]
+                if kk:
+                    assert st.topv is not None and st.topi is not None
+                    w = st.topv.shape[-1]  # < kk when the block saw fewer keys
+                    topv[blk] = torch.nn.functional.pad(st.topv, (0, kk - w), value=-math.inf
+                                                        ).view(nh, g, nq, kk)
+                    topi[blk] = torch.nn.functional.pad(st.topi, (0, kk - w), value=-1
+                                                        ).view(nh, g, nq, kk)
+    out, lse, ent = _online.finish(_online.OnlineStats(m, l, a, acc))
     assert out is not None
     tw = ti = None
     if topk:
-        lse_safe = lse.masked_fill(~torch.isfinite(lse), 0.0)  # rows with no visible key
-        tw = torch.exp(topv - lse_safe.unsqueeze(-1))  # [B, Hk, g, Sq, kk]; 0 for removed keys
-        ti = torch.where(torch.isfinite(topv), topi, torch.full_like(topi, -1))
-        if kk < topk:  # fewer keys than asked: pad with weight 0, index −1
-            pad = topk - kk
-            tw = torch.cat([tw, tw.new_zeros((*tw.shape[:-1], pad))], dim=-1)
-            ti = torch.cat([ti, ti.new_full((*ti.shape[:-1], pad), -1)], dim=-1)
+        tw, ti = _online.topk_result(topv, topi, lse, topk)  # [B, Hk, g, Sq, topk]
         tw, ti = tw.reshape(B, H, Sq, topk), ti.reshape(B, H, Sq, topk)
     return HJAttentionOutput(
         out.reshape(B, H, Sq, Dv).to(q.dtype),

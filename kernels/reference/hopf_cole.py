@@ -2,12 +2,12 @@
 
     z_j = (W_j·x + b_j)/ε,   value = ε·log Σ_j e^{z_j},   grad = Σ_j π_j W_j,   H = −Σ_j π_j log π_j
 
-The M×N logits never exist at once: at most M·chunk of them (online rescaling as in _online).
+The M×N logits never exist at once: at most M·chunk of them (online rescaling in base 2 as in
+_online).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from hjplug.kernels._checks import check_hopf_cole, stats_dtype
@@ -27,24 +27,19 @@ def hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float = 1.0, *, topk: int = 
     ct = stats_dtype(x.dtype)
     xf = x.to(ct)  # [M, d]
     c = chunk or max(16, CHUNK_ELEMENTS // max(1, M))
-    st = _online.start((M,), ct, x.device, W.shape[1])
     kk = min(topk, N)
-    topv = torch.full((M, kk), float("-inf"), dtype=ct, device=x.device)
-    topi = torch.full((M, kk), -1, dtype=torch.long, device=x.device)
+    st: _online.OnlineStats | None = None
     for j0 in range(0, N, c):
         j1 = min(N, j0 + c)
         wc = W[j0:j1].to(ct)  # [C, d]
-        z = (xf @ wc.T + b[j0:j1].to(ct)) / e  # [M, C]
-        _online.merge_chunk(st, z, wc)
-        if kk:
-            topv, topi = _online.merge_topk(topv, topi, z, j0)
+        t = (xf @ wc.T + b[j0:j1].to(ct)) * (_online.LOG2E / e)  # [M, C]  base 2: t = log₂e·z
+        st = _online.merge_chunk(st, t, wc, kk, j0)
+    if st is None:  # N = 0
+        st = _online.empty((M,), ct, x.device, W.shape[1], kk)
     grad, lse, ent = _online.finish(st)
     assert grad is not None
     tw = ti = None
     if topk:
-        tw = torch.exp(topv - lse.masked_fill(~torch.isfinite(lse), 0.0).unsqueeze(-1))
-        ti = torch.where(torch.isfinite(topv), topi, torch.full_like(topi, -1))
-        if kk < topk:
-            tw = torch.cat([tw, tw.new_zeros(M, topk - kk)], dim=-1)
-            ti = torch.cat([ti, ti.new_full((M, topk - kk), -1)], dim=-1)
+        assert st.topv is not None and st.topi is not None
+        tw, ti = _online.topk_result(st.topv, st.topi, lse, topk)  # [M, topk]
     return HopfColeOutput(lse * e, grad.to(x.dtype), ent, tw, ti)
