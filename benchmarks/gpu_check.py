@@ -21,7 +21,17 @@ import time
 import traceback
 from pathlib import Path
 
-from _gpu_common import DEV, DRY, ROOT, T0, bench, log, sync  # noqa: F401  (first: sets TRITON_INTERPRET)
+from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
+    DEV,
+    DRY,
+    ROOT,
+    T0,
+    HopfColeInputs,
+    bench,
+    log,
+    plain_hopf_cole,
+    sync,
+)
 
 # isort: split
 import torch
@@ -320,25 +330,14 @@ def time_hopf_cole():
 
 
 def _time_hopf_cole_case(M: int, N: int, d: int, eps: float, dt: torch.dtype) -> None:
-    sets = [(torch.randn(M, d, device=DEV, dtype=dt),
-             (torch.randn(N, d, device=DEV) / math.sqrt(d)).to(dt),
-             torch.randn(N, device=DEV, dtype=dt)) for _ in range(4)]
-    it = [0]
-
-    def nxt():
-        it[0] = (it[0] + 1) % len(sets)
-        return sets[it[0]]
+    data = HopfColeInputs(M, N, d, dt)
+    sets = data.sets
 
     def ours():
-        x, W, b = nxt()
-        return hopf_cole_fwd(x, W, b, eps, 0)
+        return hopf_cole_fwd(*data.next(), eps, 0)
 
     def plain():
-        x, W, b = nxt()
-        z = (x @ W.T + b) / eps  # [M, N]
-        lse = torch.logsumexp(z, -1)
-        p = torch.softmax(z, -1)
-        return eps * lse, p @ W, lse - (p * z).sum(-1)
+        return plain_hopf_cole(*data.next(), eps)
 
     ours()
     sync()

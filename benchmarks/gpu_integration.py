@@ -34,7 +34,17 @@ import traceback
 import warnings
 from pathlib import Path
 
-from _gpu_common import DEV, DRY, T0, bench, log, peak_mib, sync  # noqa: F401  (first: sets TRITON_INTERPRET)
+from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
+    DEV,
+    DRY,
+    T0,
+    HopfColeInputs,
+    bench,
+    log,
+    peak_mib,
+    plain_hopf_cole,
+    sync,
+)
 
 # isort: split
 
@@ -291,23 +301,8 @@ def _hopf_case(dt: torch.dtype, configs: list) -> None:
 
     M, N, d = (4096, 65536, 128) if not DRY else (40, 300, 32)
     eps = 0.5
-    sets = [(torch.randn(M, d, device=DEV, dtype=dt),
-             (torch.randn(N, d, device=DEV) / math.sqrt(d)).to(dt),
-             torch.randn(N, device=DEV, dtype=dt)) for _ in range(4)]
-    it = [0]
-
-    def nxt():
-        it[0] = (it[0] + 1) % 4
-        return sets[it[0]]
-
-    def plain():
-        x, W, b = nxt()
-        z = (x @ W.T + b) / eps  # [M, N]
-        lse = torch.logsumexp(z, -1)
-        p = torch.softmax(z, -1)
-        return eps * lse, p @ W, lse - (p * z).sum(-1)
-
-    base = bench(plain)
+    data = HopfColeInputs(M, N, d, dt)
+    base = bench(lambda: plain_hopf_cole(*data.next(), eps))
     res = {}
     real_cfgs = hja._gpu_configs
     for cfg in configs:
@@ -318,7 +313,7 @@ def _hopf_case(dt: torch.dtype, configs: list) -> None:
         try:
             for splits in (None, 4, 16):
                 res[f"{label} splits={splits}"] = bench(
-                    lambda splits=splits: hopf_cole_fwd(*nxt(), eps, 0, splits=splits))
+                    lambda splits=splits: hopf_cole_fwd(*data.next(), eps, 0, splits=splits))
         except Exception as exc:  # a config that does not compile on this card
             res[label] = float("nan")
             log(f"config {label}: {exc!r}")
