@@ -93,9 +93,12 @@ class HJAttentionStep(HJStep):
     (+bias) → softmax → matmul chain exactly; `bias_slots`: which side inputs are additive biases.
 
     Hook points: "scores" (logits z, [..., Sq, Sk]), "weights" (π), "output", and "stats" (an
-    AttentionStepStats: lse, entropy, k_i, top-k). With only "stats" / "output" observed the step
-    runs `hjplug.kernels.hj_attention` (fused Triton on CUDA; blockwise reference elsewhere) and
-    never forms the [Sq, Sk] scores; otherwise the explicit matmul / softmax evaluation.
+    AttentionStepStats: lse, entropy, k_i, top-k). Paths, one visible branch in `forward`:
+      identified ε, nothing observed      the original ops (bitwise)
+      "stats" observed (no scores/weights) `hjplug.kernels.hj_attention` (fused Triton on CUDA,
+                                          blockwise reference elsewhere): no [Sq, Sk] scores
+      deformed ε > 0, no statistics       SDPA at scale 1/ε (sdpa mode) or hj_attention (eager)
+      scores / weights observed, ε = 0    the explicit matmul / softmax evaluation
     """
 
     hook_points: ClassVar[tuple[str, ...]] = ("scores", "weights", "output", "stats")
@@ -158,7 +161,12 @@ class HJAttentionStep(HJStep):
         causal = sdpa and bool(self.sdpa_kwargs.get("is_causal", False))
         topk = self._requested_topk()
         reason = "the scores or weights are observed"
-        if topk is not None and not self._explicit_observed():
+        if not self._explicit_observed() and (topk is not None or eps > 0):
+            if topk is None and sdpa:  # deformed ε, no statistics: SDPA at scale 1/ε
+                kw = {**self.sdpa_kwargs, "scale": 1.0 / eps}
+                out = F.scaled_dot_product_attention(q, k, v, mask, **kw)
+                self._emit("output", out)
+                return out
             masks = [m for m in (mask, *biases) if m is not None]
             call = kernel_call(q, k, v, masks, causal, eps, k_transposed=not sdpa)
             if isinstance(call, KernelCall):
@@ -181,13 +189,16 @@ class HJAttentionStep(HJStep):
         self._emit("output", out)
         return out
 
-    def _kernel_forward(self, call: KernelCall, eps: float, topk: int) -> Tensor:
-        """out from hj_attention (scale = 1/ε), statistics emitted as AttentionStepStats."""
+    def _kernel_forward(self, call: KernelCall, eps: float, topk: int | None) -> Tensor:
+        """out from hj_attention (scale = 1/ε); statistics emitted as AttentionStepStats unless
+        topk is None (no "stats" observer)."""
         from hjplug.kernels import hj_attention
         from hjplug.kernels.registry import choose
 
         r = hj_attention(call.q, call.k, call.v, scale=1.0 / eps, causal=call.causal,
-                         bias=call.bias, topk=topk)  # out [B, H, Sq, Dv], lse / entropy [B, H, Sq]
+                         bias=call.bias, topk=topk or 0)  # out [B, H, Sq, Dv]; lse, H [B, H, Sq]
+        if topk is None:
+            return r.out.squeeze(0) if call.squeeze else r.out
         extra = None if call.v.shape[-1] == call.q.shape[-1] else "value head dim differs"
         used = choose("hj_attention", call.q, call.k, call.v, head_dim=call.q.shape[-1],
                       topk=topk, unsupported=extra)

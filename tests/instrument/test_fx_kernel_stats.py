@@ -133,3 +133,27 @@ def test_tropical_step_reports_explicit_stats(converted) -> None:
     ties_free = h[rec["layers.0.attn.keys"] > 0]
     assert torch.all(ties_free >= 0) and torch.all(ties_free <= math.log(10) + 1e-6)
     assert torch.isinf(rec["layers.0.attn.lse"]).all()
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_deformed_steps_without_statistics_skip_the_explicit_scores(impl, monkeypatch) -> None:
+    """ε → λ·ε with nothing observed: SDPA at scale 1/ε (sdpa steps) or hj_attention (eager
+    steps), equal to the explicit Gibbs evaluation."""
+    model, inputs = bert(impl)
+    hj = hjplug.convert(model, inputs)
+    with torch.no_grad(), hjplug.deform(hj, 0.4):
+        want_handles = [s.observe("scores", lambda *a: None) for s in hj.steps.values()
+                        if isinstance(s, attention_mod.HJAttentionStep)]
+        want = hj(**inputs).last_hidden_state  # scores observed: the explicit path
+        for h in want_handles:
+            h.remove()
+
+        def no_scores(*a, **kw):
+            raise AssertionError("the explicit [Sq, Sk] path ran")
+
+        monkeypatch.setattr(attention_mod, "gibbs_attention", no_scores)
+        got = hj(**inputs).last_hidden_state
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    monkeypatch.undo()
+    with torch.no_grad():
+        assert not torch.allclose(hj(**inputs).last_hidden_state, got, atol=1e-3)  # restored
