@@ -5,7 +5,8 @@ Statistics that need no full π (ε, lse, entropy, gap, top-k) come from each HJ
 blockwise reference elsewhere; no [Tq, Tk] scores). "curvature" and "weights" need π: the step's
 "scores" point (logits z = q·kᵀ/ε + b, −inf = removed key; explicit matmul / softmax), with a
 forward pre-hook keeping k for the curvature. HJLSEStep readouts emit "logits" (before /ε).
-Steps whose deformed chain replays a reshaped graph (`deform_core`) emit neither: noted.
+Steps whose chain is replayed (reshapes / fused bias: `deform_core`) emit the replay's softmax
+input as scores and statistics from it (the explicit path, named in the recorder's notes).
 """
 
 from __future__ import annotations
@@ -144,9 +145,6 @@ def _lse_cb(rec: Recorder, prefix: str, path: str) -> Callable[[Any, str, Tensor
 
 def attach_fx(model: nn.Module, rec: Recorder, stack: ExitStack, readouts: bool) -> None:
     for i, (path, step) in enumerate(attention_steps(model)):
-        if step.deform_core is not None:
-            rec.notes.append(f"layers.{i}.attn ({path}): this attention chain replays a reshaped "
-                             "graph and emits no scores; no statistics")
         if not {"weights", "curvature"} & set(rec.stats):  # no π needed: the kernel path
             need_top = max(rec.topk if "topk" in rec.stats else 0, 2 if "gap" in rec.stats else 0)
             handle = step.observe_stats(_stats_cb(rec, f"layers.{i}.attn", path, need_top),

@@ -85,6 +85,8 @@ class FXDriver:
         with ExitStack() as stack:
             stack.enter_context(deform(self.model, lam, self.chosen))
             for i, (_, step) in enumerate(self.steps):
+                if step.deform_core is not None:  # no q·kᵀ to probe with (see notes)
+                    continue
                 stack.callback(step.register_forward_pre_hook(pre(i)).remove)
                 stack.callback(step.observe("scores", obs(i)).remove)
             run_model(self.model, inputs)
@@ -97,6 +99,9 @@ class FXDriver:
             raise InvalidArgumentError("fold_head", f"(layer in [0, {self.n_blocks}), head)",
                                        fold_head, where=_WHERE)
         path, step = self.steps[layer]
+        if step.deform_core is not None:
+            raise HJPlugError(f"{_WHERE}: step {path} replays a reshaped / fused chain (no plain "
+                              "q·kᵀ to interpolate); choose another fold_head layer.")
         cap: dict[str, Tensor] = {}
 
         def pre(m: nn.Module, args: tuple[Any, ...]) -> None:

@@ -20,6 +20,7 @@ from hjplug.modules.attention_stats import (
     KernelCall,
     explicit_stats,
     kernel_call,
+    removed_to_inf,
     visible_keys,
     warn_fallback,
 )
@@ -152,7 +153,8 @@ class HJAttentionStep(HJStep):
                 raise HJPlugError(
                     f"{self._spec.path}: the tropical limit (ε = 0) is not available for this "
                     "attention chain (reshapes / fused bias); use ε > 0.")
-            out = self.deform_core(q, k, v, *side, float(self._eps0) / eps)  # type: ignore[arg-type]
+            out, z = self.deform_core(q, k, v, *side, float(self._eps0) / eps)  # type: ignore[arg-type]
+            self._emit_replayed(z, eps)
             self._emit("output", out)
             return out
         sdpa = self.mode == "sdpa"
@@ -188,6 +190,19 @@ class HJAttentionStep(HJStep):
             self._emit("stats", explicit_stats(seen["z"], eps, topk, reason))  # type: ignore[arg-type]
         self._emit("output", out)
         return out
+
+    def _emit_replayed(self, z: Tensor, eps: float) -> None:
+        """Scores, weights and statistics of a replayed chain from its softmax input z."""
+        if not self.observed:
+            return
+        z = removed_to_inf(z)  # finfo.min stand-ins of masked_fill → −inf (removed keys)
+        self._emit("scores", z)
+        if any(p == "weights" for p, _ in self._observers.values()):
+            self._emit("weights", torch.softmax(z.float(), dim=-1).to(z.dtype))
+        topk = self._requested_topk()
+        if topk is not None:
+            st = explicit_stats(z, eps, topk, "reshaped / fused chain, replayed explicitly")
+            self._emit("stats", st)  # type: ignore[arg-type]
 
     def _kernel_forward(self, call: KernelCall, eps: float, topk: int | None) -> Tensor:
         """out from hj_attention (scale = 1/ε); statistics emitted as AttentionStepStats unless

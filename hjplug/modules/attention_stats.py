@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "AttentionStepStats", "KernelCall", "explicit_stats", "kernel_call", "visible_keys",
+    "AttentionStepStats", "KernelCall", "explicit_stats", "kernel_call", "removed_to_inf",
+    "visible_keys",
     "warn_fallback",
 ]
 
@@ -53,7 +54,7 @@ class KernelCall:
     squeeze: bool  # the step's tensors were 3-D [B·H, S, D]: drop the leading 1 again
 
 
-def _removed_to_inf(b: Tensor) -> Tensor:
+def removed_to_inf(b: Tensor) -> Tensor:
     """Float masks use finfo.min as −∞ (HF): make them −inf so removed keys are not atoms."""
     if b.dtype == torch.bool:
         return b
@@ -65,11 +66,11 @@ def _combined(masks: list[Tensor], dtype: torch.dtype) -> Tensor | None:
     if not masks:
         return None
     if len(masks) == 1:
-        return _removed_to_inf(masks[0])
+        return removed_to_inf(masks[0])
     total: Tensor | None = None
     for m in masks:
         add = (torch.where(m, 0.0, float("-inf")).to(dtype) if m.dtype == torch.bool
-               else _removed_to_inf(m).to(dtype))
+               else removed_to_inf(m).to(dtype))
         total = add if total is None else total + add
     return total
 
@@ -134,7 +135,7 @@ def explicit_stats(z: Tensor, eps: float, topk: int, reason: str) -> AttentionSt
     ε = 0: π = uniform over the argmax keys, H = log(#ties), lse = +inf (diverges as ε → 0).
     """
     ct = torch.float64 if z.dtype == torch.float64 else torch.float32
-    z = _removed_to_inf(z.detach()).to(ct)  # finfo.min stand-ins → −inf (removed keys)
+    z = removed_to_inf(z.detach()).to(ct)  # finfo.min stand-ins → −inf (removed keys)
     if z.dim() == 3:
         z = z.unsqueeze(0)  # [1, B·H, Sq, Sk]
     keys = (z > float("-inf")).sum(-1)  # [B, H, Sq]

@@ -12,10 +12,11 @@ __all__ = ["extract_subgraph", "schema_args"]
 
 
 def extract_subgraph(
-    nodes: Sequence[fx.Node], inputs: Sequence[fx.Node], output: fx.Node,
+    nodes: Sequence[fx.Node], inputs: Sequence[fx.Node], output: fx.Node | tuple[fx.Node, ...],
     root: torch.nn.Module | None = None, scale_scores: fx.Node | None = None,
 ) -> fx.GraphModule:
-    """nodes (in graph order) → GraphModule(in_0, …, in_{n-1}) returning `output`'s value.
+    """nodes (in graph order) → GraphModule(in_0, …, in_{n-1}) returning `output`'s value
+    (a tuple of values when `output` is a tuple of nodes).
 
     `root` supplies the attributes of get_attr nodes (none needed when there are none).
     `scale_scores`: a q·kᵀ node (matmul / bmm / baddbmm) whose product gets multiplied by an
@@ -35,7 +36,7 @@ def extract_subgraph(
         env[n] = graph.node_copy(n, lambda x: env[x])
         if n is scale_scores and ratio is not None:
             env[n] = graph.call_function(operator.mul, (env[n], ratio))
-    graph.output(env[output])
+    graph.output(tuple(env[o] for o in output) if isinstance(output, tuple) else env[output])
     return fx.GraphModule(root if root is not None else torch.nn.Module(), graph)
 
 

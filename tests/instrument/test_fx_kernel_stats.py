@@ -157,3 +157,36 @@ def test_deformed_steps_without_statistics_skip_the_explicit_scores(impl, monkey
     monkeypatch.undo()
     with torch.no_grad():
         assert not torch.allclose(hj(**inputs).last_hidden_state, got, atol=1e-3)  # restored
+
+
+def test_replayed_chain_reports_statistics() -> None:
+    """Bloom's ALiBi chain (baddbmm + reshapes) is replayed, not rewritten into q·kᵀ form: its
+    statistics now come from the replay's softmax input, against eager output_attentions."""
+    import transformers as tf
+
+    tf.logging.set_verbosity_error()
+    cfg = tf.AutoConfig.for_model("bloom", n_layer=2, hidden_size=32, n_head=4, vocab_size=97)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = tf.AutoModel.from_config(cfg).eval()
+    inputs = {"input_ids": torch.randint(3, 97, (2, 9)),
+              "attention_mask": torch.tensor([[1] * 9, [1] * 6 + [0] * 3])}
+    hj = hjplug.convert(model, inputs)
+    steps = [s for s in hj.steps.values() if isinstance(s, attention_mod.HJAttentionStep)]
+    assert steps and all(s.deform_core is not None for s in steps)  # the replayed kind
+    with torch.no_grad():
+        ref = model(**inputs, output_attentions=True).attentions
+        with hjplug.instrument(hj, stats=("entropy", "topk"), topk=2) as rec:
+            out = hj(**inputs).last_hidden_state
+        torch.testing.assert_close(out, model(**inputs).last_hidden_state, atol=1e-5,
+                                   rtol=1e-5)
+    assert any("replayed" in n for n in rec.notes), rec.notes
+    for i, p in enumerate(ref):
+        p = p.double()  # [B, H, T, T]
+        h = -torch.where(p > 0, p * p.log(), torch.zeros_like(p)).sum(-1)
+        got = rec[f"layers.{i}.attn.entropy"].double().reshape(h.shape)
+        rows = torch.ones_like(h, dtype=torch.bool)
+        rows[1, :, 6:] = False  # padded queries: eager keeps finfo.min rows, not compared
+        torch.testing.assert_close(got[rows], h[rows], atol=1e-5, rtol=0)
+        keys = rec[f"layers.{i}.attn.keys"].reshape(h.shape)
+        assert keys[1, 0, 5] == 6 and keys[0, 0, 8] == 9  # causal + padding removed, not atoms
