@@ -23,7 +23,10 @@ if DRY:
 
 import torch  # noqa: E402
 
-__all__ = ["DEV", "DRY", "ROOT", "T0", "bench", "log", "peak_mib", "sync"]
+__all__ = [
+    "DEV", "DRY", "ROOT", "T0", "HopfColeInputs", "bench", "finish", "log", "peak_mib",
+    "plain_hopf_cole", "run_section", "sync",
+]
 
 T0 = time.time()
 DEV = torch.device("cpu" if DRY else "cuda")
@@ -101,3 +104,34 @@ def plain_hopf_cole(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, eps: floa
     lse = torch.logsumexp(z, -1)
     p = torch.softmax(z, -1)
     return eps * lse, p @ W, lse - (p * z).sum(-1)
+
+
+def run_section(fn: Callable[[], None], results: dict) -> None:
+    """fn(), recording an exception in results["errors"] and going on: one broken section must
+    not waste the device call."""
+    import traceback
+
+    try:
+        fn()
+    except Exception as exc:
+        results["errors"].append(f"{fn.__name__}: {exc!r}")
+        traceback.print_exc()
+        log(f"ERROR in {fn.__name__}: {exc!r}")
+
+
+def finish(results: dict, title: str, name: str, default_dir: Path = Path("/tmp")) -> int:
+    """Write results to $OUT/<name> (else default_dir/<name>), print the pass count, failures
+    and errors; return the exit status (0 only when every check passed and no section failed)."""
+    import json
+
+    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else default_dir
+    (out_dir / name).write_text(json.dumps(results, indent=1, default=str))
+    n_ok = sum(1 for c in results["checks"] if c["ok"])
+    print(f"\n== {title}: checks {n_ok}/{len(results['checks'])} passed, "
+          f"{len(results['errors'])} errors, {time.time() - T0:.0f}s ==")
+    for c in results["checks"]:
+        if not c["ok"]:
+            print(f"FAILED: {c}")
+    for e in results["errors"]:
+        print(f"ERROR: {e}")
+    return 0 if n_ok == len(results["checks"]) and not results["errors"] else 1

@@ -13,12 +13,9 @@ Prints a table last; writes JSON to $OUT/gpu_check.json when OUT is set, else be
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
@@ -28,8 +25,10 @@ from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
     T0,
     HopfColeInputs,
     bench,
+    finish,
     log,
     plain_hopf_cole,
+    run_section,
     sync,
 )
 
@@ -72,12 +71,7 @@ def check(name: str, ours: float, torch_err: float, floor: float = 0.0) -> bool:
 
 
 def section(fn):
-    try:
-        fn()
-    except Exception as exc:  # keep going: one broken section must not waste the device call
-        RESULTS["errors"].append(f"{fn.__name__}: {exc!r}")
-        traceback.print_exc()
-        log(f"ERROR in {fn.__name__}: {exc!r}")
+    run_section(fn, RESULTS)
 
 
 # ------------------------------------------------------------------------------- references
@@ -413,23 +407,14 @@ def main() -> int:
                time_hopf_cole, time_sweep):
         log(f"--- {fn.__name__}")
         section(fn)
-    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent
-    if DRY and not os.environ.get("OUT"):
-        out_dir = Path("/tmp")
-    (out_dir / "gpu_check.json").write_text(json.dumps(RESULTS, indent=1, default=str))
-    n_ok = sum(1 for c in RESULTS["checks"] if c["ok"])
-    print(f"\n== {RESULTS['env']['device']}, torch {torch.__version__}, triton "
-          f"{triton.__version__}: checks {n_ok}/{len(RESULTS['checks'])} passed, "
-          f"{len(RESULTS['errors'])} errors, {time.time() - T0:.0f}s ==")
-    for c in RESULTS["checks"]:
-        if not c["ok"]:
-            print(f"FAILED: {c}")
-    for e in RESULTS["errors"]:
-        print(f"ERROR: {e}")
+    title = (f"{RESULTS['env']['device']}, torch {torch.__version__}, triton "
+             f"{triton.__version__}")
+    here = Path("/tmp") if DRY else Path(__file__).parent  # beside this file unless $OUT
+    status = finish(RESULTS, title, "gpu_check.json", here)
     print(f"{'kernel':<26}{'ours ms':>9}  {'baselines ms':<44}{'ratio':<34}note")
     for name, ours, base, ratio, note in ROWS:
         print(f"{name:<26}{ours:>9.3f}  {base:<44}{ratio:<34}{note}")
-    return 0 if n_ok == len(RESULTS["checks"]) and not RESULTS["errors"] else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -25,14 +25,11 @@ GPU_CHECK_DRY=1: CPU under the Triton interpreter, tiny sizes (checks the script
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import sys
 import time
-import traceback
 import warnings
-from pathlib import Path
 
 from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
     DEV,
@@ -40,9 +37,11 @@ from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
     T0,
     HopfColeInputs,
     bench,
+    finish,
     log,
     peak_mib,
     plain_hopf_cole,
+    run_section,
     sync,
 )
 
@@ -72,12 +71,7 @@ def check(name: str, value: float, limit: float) -> bool:
 
 def section(fn) -> None:
     log(f"--- {fn.__name__}")
-    try:
-        fn()
-    except Exception as exc:  # one broken section must not waste the device call
-        RESULTS["errors"].append(f"{fn.__name__}: {exc!r}")
-        traceback.print_exc()
-        log(f"ERROR in {fn.__name__}: {exc!r}")
+    run_section(fn, RESULTS)
 
 
 class Counter:
@@ -344,19 +338,10 @@ def main() -> int:
         if not wanted or fn.__name__ in wanted.split(","):
             section(fn)
     hja.AUTOTUNE = True
-    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path("/tmp")
-    (out_dir / "gpu_integration.json").write_text(json.dumps(RESULTS, indent=1, default=str))
-    n_ok = sum(c["ok"] for c in RESULTS["checks"])
-    print(f"\n== {dev}: checks {n_ok}/{len(RESULTS['checks'])} passed, "
-          f"{len(RESULTS['errors'])} errors, {time.time() - T0:.0f}s ==")
-    for c in RESULTS["checks"]:
-        if not c["ok"]:
-            print(f"FAILED: {c}")
-    for e in RESULTS["errors"]:
-        print(f"ERROR: {e}")
+    status = finish(RESULTS, dev, "gpu_integration.json")
     for row in ROWS:
         print(f"{row[0]:<34}{row[1]:<40}{row[2]}")
-    return 0 if n_ok == len(RESULTS["checks"]) and not RESULTS["errors"] else 1
+    return status
 
 
 if __name__ == "__main__":
