@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from hjplug.kernels.reference.topk import topk_weights
+
 __all__ = ["covariance_norm", "gap_from_topk", "logits_stats", "normalized", "safe_mean"]
 
 _CHUNK = 1 << 22  # elements of the centred atoms held at once in covariance_norm
@@ -59,13 +61,7 @@ def logits_stats(z: Tensor, topk: int = 0) -> dict[str, Tensor]:
     out = {"lse": lse, "entropy": ent, "normalized_entropy": normalized(ent, keys),
            "keys": keys, "nan": torch.isnan(lse) | torch.isnan(ent)}
     if topk:
-        kk = min(topk, z.shape[-1])
-        w, idx = p.topk(kk, dim=-1)
-        idx = torch.where(w > 0, idx, torch.full_like(idx, -1))
-        if kk < topk:
-            w = torch.cat([w, w.new_zeros((*w.shape[:-1], topk - kk))], dim=-1)
-            idx = torch.cat([idx, idx.new_full((*idx.shape[:-1], topk - kk), -1)], dim=-1)
-        out["topk_weights"], out["topk_indices"] = w, idx
+        out["topk_weights"], out["topk_indices"] = topk_weights(p, topk)
     return out
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from hjplug.kernels.reference.topk import topk_weights
+
 __all__ = [
     "AttentionStepStats", "KernelCall", "explicit_stats", "kernel_call", "removed_to_inf",
     "visible_keys",
@@ -154,12 +156,5 @@ def explicit_stats(z: Tensor, eps: float, topk: int, reason: str) -> AttentionSt
         p = p / ties.clamp_min(1).unsqueeze(-1)
         ent = ties.clamp_min(1).log()
         lse = torch.where(empty, float("-inf"), float("inf")).to(ct)
-    tw = ti = None
-    if topk:
-        kk = min(topk, z.shape[-1])
-        tw, ti = p.topk(kk, dim=-1)  # [B, H, Sq, kk]
-        ti = torch.where(tw > 0, ti, torch.full_like(ti, -1))
-        if kk < topk:
-            tw = torch.cat([tw, tw.new_zeros((*tw.shape[:-1], topk - kk))], dim=-1)
-            ti = torch.cat([ti, ti.new_full((*ti.shape[:-1], topk - kk), -1)], dim=-1)
+    tw, ti = topk_weights(p, topk) if topk else (None, None)  # [B, H, Sq, k]
     return AttentionStepStats(lse, ent, keys, eps, "explicit", reason, tw, ti)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hjplug.kernels.reference.topk import topk_weights
+
 __all__ = ["combine_bias", "eager_attention", "topk_weights", "visible_counts", "visible_mask"]
 
 
@@ -53,17 +55,6 @@ def visible_counts(bias: Tensor | None, causal: bool, shape: tuple[int, int, int
     if bias is None and not causal:
         return torch.full((B, H, Sq), Sk, dtype=torch.long, device=device)
     return visible_mask(bias, causal, Sq, Sk, device).sum(-1).expand(B, H, Sq).to(torch.long)
-
-
-def topk_weights(p: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """k largest weights [B, H, Sq, k] and key indices (−1 where the weight is 0 / no key)."""
-    kk = min(k, p.shape[-1])
-    w, idx = p.topk(kk, dim=-1)
-    idx = torch.where(w > 0, idx, torch.full_like(idx, -1))
-    if kk < k:
-        w = torch.cat([w, w.new_zeros((*w.shape[:-1], k - kk))], dim=-1)
-        idx = torch.cat([idx, idx.new_full((*idx.shape[:-1], k - kk), -1)], dim=-1)
-    return w, idx
 
 
 def eager_attention(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from hjplug.kernels.reference.topk import pad_topk
+
 __all__ = ["LN2", "LOG2E", "OnlineStats", "empty", "finish", "merge_chunk", "topk_result"]
 
 LOG2E = 1.0 / math.log(2.0)
@@ -100,8 +102,4 @@ def topk_result(topv: Tensor, topi: Tensor, lse: Tensor, topk: int) -> tuple[Ten
     lse_safe = lse.masked_fill(~torch.isfinite(lse), 0.0)  # rows with no visible key
     tw = torch.exp(topv * LN2 - lse_safe.unsqueeze(-1))  # [..., k]
     ti = torch.where(torch.isfinite(topv), topi, torch.full_like(topi, -1))
-    if tw.shape[-1] < topk:
-        pad = topk - tw.shape[-1]
-        tw = torch.cat([tw, tw.new_zeros((*tw.shape[:-1], pad))], dim=-1)
-        ti = torch.cat([ti, ti.new_full((*ti.shape[:-1], pad), -1)], dim=-1)
-    return tw, ti
+    return pad_topk(tw, ti, topk)

@@ -27,6 +27,7 @@ import triton.language as tl
 from torch import Tensor
 
 from hjplug.kernels.records import HJAttentionOutput
+from hjplug.kernels.reference.topk import pad_topk
 from hjplug.kernels.triton._config import interpreting, num_sms
 
 __all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd"]
@@ -375,10 +376,7 @@ def hj_attention_fwd(
         ti = torch.where(torch.isfinite(tw), ti.long(), -1)
         ls_safe = ls.masked_fill(~torch.isfinite(ls), 0.0)  # rows with no visible key
         tw = torch.exp(tw - ls_safe.unsqueeze(-1))  # raw scores → π (0 for removed keys)
-        if tk < topk:
-            pad = topk - tk
-            tw = torch.cat([tw, tw.new_zeros((*tw.shape[:-1], pad))], -1)
-            ti = torch.cat([ti, ti.new_full((*ti.shape[:-1], pad), -1)], -1)
+        tw, ti = pad_topk(tw, ti, topk)
     return o, ls, en, tw, ti
 
 
