@@ -76,7 +76,7 @@ def deform(model: nn.Module, scale: float | Sequence[float],
            heads: Sequence[int] | int | None = None) -> Iterator[None]:
     """ε_h → λ·ε_h inside the context, for HF models (per head) and FX-converted ones (per block:
     `heads` must be None). λ = 0 is the tropical (hard-max) limit. Restored exactly on exit."""
-    from hjplug.instrument._fx import attention_steps, is_fx
+    from hjplug.instrument._fx import is_fx
     from hjplug.instrument._hf import ensure_enabled, is_hf
 
     with ExitStack() as stack:
@@ -86,33 +86,14 @@ def deform(model: nn.Module, scale: float | Sequence[float],
             ensure_enabled(model, stack)
             stack.enter_context(hf_deform(model, scale, layers, heads))
         elif is_fx(model):
-            steps = attention_steps(model)
-            chosen = fx_layers(steps, layers, "hjplug.instrument.deform")
-            if heads is not None:
-                raise InvalidArgumentError(
-                    "heads", "None for an FX-converted model (an HJAttentionStep has one ε per "
-                    "block)", heads, where="hjplug.instrument.deform")
-            lam = float(scale) if isinstance(scale, int | float) else None
-            if lam is None or not lam >= 0 or lam != lam or lam == float("inf"):
-                raise InvalidArgumentError("scale", "a finite λ ≥ 0", scale,
-                                           where="hjplug.instrument.deform")
-            for i in chosen:
-                step = steps[i][1]
-                prev = step.epsilon
-                stack.callback(_restore_eps, step, prev)
-                step.epsilon = lam * float(step.identified_epsilon)
+            from hjplug.instrument.fx_deformation import FXDeformation
+
+            stack.enter_context(FXDeformation(model, scale, layers, heads,  # type: ignore[arg-type]
+                                              where="hjplug.instrument.deform"))
         else:
             raise HJPlugError(f"hjplug.instrument.deform: expected a transformers model or an "
                               f"hjplug.convert result; got {type(model).__name__}.")
         yield
-
-
-def _restore_eps(step: Any, prev: Any) -> None:
-    """Put back the previous ε through the step's public API."""
-    if prev == step.identified_epsilon:
-        step.reset_epsilon()
-    else:
-        step.epsilon = prev
 
 
 def fx_layers(steps: list[Any], layers: Sequence[int] | int | None, where: str) -> list[int]:
