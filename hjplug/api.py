@@ -176,8 +176,8 @@ def deform(model: nn.Module, scale: float | Sequence[float], layers: Any = None,
     """ε_h → λ·ε_h for the chosen layers / heads, persistent and usable as a context manager.
 
     Hugging Face models (hjplug-enabled): per head, see hjplug.integrations.huggingface.deform.
-    `hjplug.convert` results: per attention block (`heads` must be None). λ → 0 is the tropical
-    (hard-max) limit.
+    `hjplug.convert` results: per attention block, or per head for chosen `heads`. λ → 0 is the
+    tropical (hard-max) limit (whole blocks only on converted models).
     """
     from hjplug.modules import HJModule
 

@@ -70,16 +70,19 @@ class FXDriver:
                     self.nheads[i] = H
                     self.max_heads = max(self.max_heads, H)
                 st = logits_stats(z4)
-                eps = float(step.epsilon)
+                e = step.epsilon  # the swept steps hold one ε; others may keep one per head
+                eps_h = torch.tensor(e if isinstance(e, tuple) else (float(e),) * H)  # [H]
+                eps = float(eps_h[0])
                 probe = None
-                if nxt is not None and i in self.chosen and i in qk and eps > 0:
+                if nxt is not None and i in self.chosen and i in qk and eps > 0 and \
+                        not isinstance(e, tuple):
                     s = _scores(*qk[i], step.mode == "sdpa").reshape(z4.shape)  # q·kᵀ
                     fin = z4 > float("-inf")
                     b = torch.where(fin, z4.float() - s / eps, torch.zeros_like(s))
                     eps1 = eps * nxt / lam
                     z1 = torch.where(fin, s / eps1 + b, torch.full_like(s, float("-inf")))
                     probe = logits_stats(z1.double())["entropy"]
-                got[i] = (st["entropy"], st["keys"], st["nan"], torch.full((H,), eps), probe)
+                got[i] = (st["entropy"], st["keys"], st["nan"], eps_h, probe)
             return fn
 
         with ExitStack() as stack:

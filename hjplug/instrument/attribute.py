@@ -153,5 +153,7 @@ def _fx(model: nn.Module, inputs: Any, layer: int, head: int, batch: int
     keys = (zz > float("-inf")).sum(-1)
     lse = torch.logsumexp(zz.masked_fill(keys.unsqueeze(-1) == 0, 0.0), dim=-1)
     lse = lse.masked_fill(keys == 0, float("-inf"))
-    return _softmax(zz), lse, keys, float(step.epsilon), f"layers.{li}.attn head {hi} ({path}), " \
+    e = step.epsilon
+    eps = float(e[hi]) if isinstance(e, tuple) else float(e)  # one ε per head, or per block
+    return _softmax(zz), lse, keys, eps, f"layers.{li}.attn head {hi} ({path}), " \
         f"batch {bi}"

@@ -74,8 +74,9 @@ def instrument(model: nn.Module, stats: str | Iterable[str] = DEFAULT_STATS, *, 
 def deform(model: nn.Module, scale: float | Sequence[float],
            layers: Sequence[int] | int | None = None,
            heads: Sequence[int] | int | None = None) -> Iterator[None]:
-    """ε_h → λ·ε_h inside the context, for HF models (per head) and FX-converted ones (per block:
-    `heads` must be None). λ = 0 is the tropical (hard-max) limit. Restored exactly on exit."""
+    """ε_h → λ·ε_h inside the context, for HF models and FX-converted ones (per block, or per
+    chosen head). λ = 0 is the tropical (hard-max) limit (whole blocks only on converted models).
+    Restored exactly on exit."""
     from hjplug.instrument._fx import is_fx
     from hjplug.instrument._hf import ensure_enabled, is_hf
 

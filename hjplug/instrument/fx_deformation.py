@@ -1,9 +1,10 @@
-"""ε → λ·ε on the attention steps of an `hjplug.convert` result (one ε per step), persistent
-or scoped; shared by `hjplug.deform` and `hjplug.instrument.deform`."""
+"""ε → λ·ε on the attention steps of an `hjplug.convert` result (per step, or per head for
+chosen heads), persistent or scoped; shared by `hjplug.deform` and `hjplug.instrument.deform`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -22,19 +23,17 @@ class FXDeformation:
         from hjplug.instrument._fx import attention_steps
         from hjplug.instrument.context import fx_layers
 
-        if heads is not None:
-            raise InvalidArgumentError("heads", "None for an FX-converted model (an "
-                                       "HJAttentionStep has one ε per block)", heads, where=where)
         lam = float(scale) if isinstance(scale, int | float) else float("nan")
         if not 0 <= lam < float("inf"):
             raise InvalidArgumentError("scale", "a finite λ ≥ 0 (0 = hard-max attention)", scale,
                                        where=where)
         steps = attention_steps(model)
         chosen = [steps[i][1] for i in fx_layers(steps, layers, where)]
+        values = [_values(step, lam, heads, where) for step in chosen]
         self._saved = [(step, step.epsilon) for step in chosen]
         try:
-            for step in chosen:
-                step.epsilon = lam * float(step.identified_epsilon)
+            for step, value in zip(chosen, values, strict=True):
+                step.epsilon = value
         except BaseException:
             self.restore()  # never leave the model half deformed
             raise
@@ -52,3 +51,26 @@ class FXDeformation:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def _values(step: Any, lam: float, heads: Sequence[int] | int | None, where: str
+            ) -> float | tuple[float, ...]:
+    """λ·ε₀ for the whole step, or per head: λ·ε₀ on the chosen heads, ε₀ on the others."""
+    eps0 = float(step.identified_epsilon)
+    if heads is None:
+        return lam * eps0
+    n = step.spec.hamiltonian.params.get("heads")
+    if not isinstance(n, int):
+        raise InvalidArgumentError("heads", f"None for {step.spec.path} (its head count is not "
+                                   "known statically)", heads, where=where)
+    items = [heads] if isinstance(heads, int) else list(heads)
+    for h in items:
+        if isinstance(h, bool) or not isinstance(h, int) or not -n <= h < n:
+            raise InvalidArgumentError("heads", f"head indices in [0, {n}) of {step.spec.path}",
+                                       h, where=where)
+    if lam == 0:
+        raise InvalidArgumentError("scale", "> 0 when heads are chosen on an FX-converted model "
+                                   "(the hard-max limit is per block: heads=None)", lam,
+                                   where=where)
+    chosen = {h % n for h in items}
+    return tuple(lam * eps0 if h in chosen else eps0 for h in range(n))

@@ -103,6 +103,7 @@ class HJAttentionStep(HJStep):
     """
 
     hook_points: ClassVar[tuple[str, ...]] = ("scores", "weights", "output", "stats")
+    per_head: ClassVar[bool] = True  # `epsilon` may be one value per query head
 
     def __init__(
         self,
@@ -147,7 +148,12 @@ class HJAttentionStep(HJStep):
                 return F.scaled_dot_product_attention(q, k, v, mask, **self.sdpa_kwargs)
             assert self.core is not None
             return self.core(q, k, v, *side)
-        eps = float(self._epsilon)  # type: ignore[arg-type]
+        e = self._epsilon
+        if isinstance(e, tuple):  # one ε per head: z = (q/ε_h)·k + b, i.e. ε = 1 on scaled q
+            q = self._per_head_queries(q, e)
+            eps = 1.0
+        else:
+            eps = float(e)  # type: ignore[arg-type]
         if self.mode != "sdpa" and self.deform_core is not None:
             if eps == 0:
                 raise HJPlugError(
@@ -190,6 +196,17 @@ class HJAttentionStep(HJStep):
             self._emit("stats", explicit_stats(seen["z"], eps, topk, reason))  # type: ignore[arg-type]
         self._emit("output", out)
         return out
+
+    def _per_head_queries(self, q: Tensor, eps: tuple[float, ...]) -> Tensor:
+        """q [..., H, Tq, D] with head h divided by ε_h."""
+        if self.deform_core is not None:
+            raise HJPlugError(f"{self._spec.path}: one ε per head is not available for this "
+                              "attention chain (reshapes / fused bias); use one ε per block.")
+        if q.dim() < 3 or q.shape[-3] != len(eps):
+            raise HJPlugError(f"{self._spec.path}: {len(eps)} per-head ε values, but the queries "
+                              f"have shape {tuple(q.shape)} (heads on dim −3 expected).")
+        inv = torch.tensor([1.0 / x for x in eps], dtype=q.dtype, device=q.device)  # [H]
+        return q * inv.view(-1, 1, 1)  # [..., H, Tq, D]
 
     def _emit_replayed(self, z: Tensor, eps: float) -> None:
         """Scores, weights and statistics of a replayed chain from its softmax input z."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -39,6 +39,7 @@ class HJStep(nn.Module):
     hook_points: ClassVar[tuple[str, ...]] = ()
     has_tropical_limit: ClassVar[bool] = True
     fixed_epsilon: ClassVar[float | None] = None  # e.g. 0.0 for deterministic (inviscid) steps
+    per_head: ClassVar[bool] = False  # epsilon may be one value per head (attention steps)
 
     def __init__(self, spec: HJSpec) -> None:
         super().__init__()
@@ -62,8 +63,11 @@ class HJStep(nn.Module):
         return self._epsilon
 
     @epsilon.setter
-    def epsilon(self, value: float) -> None:
+    def epsilon(self, value: float | Sequence[float]) -> None:
         where = f"{type(self).__name__}({self._spec.path})"
+        if self.per_head and isinstance(value, list | tuple):
+            self._epsilon = self._per_head(value, where)
+            return
         if isinstance(value, bool) or not isinstance(value, int | float) or not (
             math.isfinite(value) and value >= 0
         ):
@@ -79,6 +83,20 @@ class HJStep(nn.Module):
                 "epsilon", "> 0 (this block has no tropical limit)", value, where=where
             )
         self._epsilon = value
+
+    def _per_head(self, values: Sequence[float], where: str) -> float | tuple[float, ...]:
+        """One ε per head, each finite and > 0 (all equal: stored as one value; a hard-max head
+        needs every head at 0 — a single ε = 0)."""
+        heads = self._spec.hamiltonian.params.get("heads")
+        ok = all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+                 and v > 0 for v in values)
+        if not values or not ok or (isinstance(heads, int) and len(values) != heads):
+            n = f"{heads} " if isinstance(heads, int) else ""
+            raise InvalidArgumentError("epsilon", f"one finite ε > 0 for each of the {n}heads "
+                                       "(or a single number; 0 = hard max for all heads)",
+                                       values, where=where)
+        vals = tuple(float(v) for v in values)
+        return vals[0] if len(set(vals)) == 1 else vals
 
     @property
     def at_identified(self) -> bool:

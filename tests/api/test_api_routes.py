@@ -112,7 +112,13 @@ def test_deform_of_a_converted_model_is_persistent_or_scoped() -> None:
         assert step.epsilon == 0.0
         d.restore()
         torch.testing.assert_close(hj(x), base, rtol=0, atol=0)
+    with torch.no_grad(), hjplug.deform(hj, 0.5, heads=[0]):  # one ε per head
+        assert step.epsilon == (1.0, 2.0)
+        got = hj(x)
+    torch.testing.assert_close(got[..., 4:], base[..., 4:], rtol=0, atol=1e-6)  # head 1 as is
+    assert not torch.allclose(got[..., :4], base[..., :4])  # head 0 deformed
+    assert step.epsilon == pytest.approx(2.0)
     with pytest.raises(ValueError, match="'heads'"):
-        hjplug.deform(hj, 0.5, heads=[0])
+        hjplug.deform(hj, 0.5, heads=[5])
     with pytest.raises(ValueError, match="'scale'"):
         hjplug.deform(hj, -1.0)

@@ -51,9 +51,39 @@ def test_fx_deform_sweep_attribute(converted) -> None:
         torch.testing.assert_close(a["layers.0.attn.entropy"], b["layers.0.attn.entropy"],
                                    atol=1e-5, rtol=0)
     assert step.epsilon == eps0 and step.at_identified
+    # one ε per head: the chosen heads deformed, the others at ε₀ — as the HF path does it
+    with hjplug.instrument.deform(hj, 0.3, layers=[1], heads=[0, 2]), \
+            hjplug.instrument.deform(model, 0.3, layers=[1], heads=[0, 2]), torch.no_grad(), \
+            hjplug.instrument(hj, stats=("entropy", "lse")) as a, \
+            hjplug.instrument(model, stats=("entropy", "lse")) as b:
+        step1 = hj.steps["encoder.layer.1.attention.self"]
+        assert step1.epsilon == (0.3 * eps0, eps0, 0.3 * eps0, eps0)
+        out_fx = hj(**inputs).last_hidden_state
+        out_hf = model(**inputs).last_hidden_state
+    torch.testing.assert_close(out_fx, out_hf, atol=1e-5, rtol=1e-5)
+    for s in ("entropy", "value", "epsilon"):
+        torch.testing.assert_close(a[f"layers.1.attn.{s}"].double(),
+                                   b[f"layers.1.attn.{s}"].double(), atol=1e-5, rtol=1e-6)
+    assert step1.at_identified
+    # persistent per-head ε: attribution reads head 0's ε, a sweep of layer 0 runs beside it
+    d_fx = hjplug.deform(hj, 0.3, layers=[1], heads=[0])  # persistent until restored
+    try:
+        a_fx = hjplug.attribute(hj, inputs, layer=1, head=0)
+        with hjplug.instrument.deform(model, 0.3, layers=[1], heads=[0]):
+            a_hf = hjplug.attribute(model, inputs, layer=1, head=0)
+        assert a_fx.epsilon == pytest.approx(a_hf.epsilon) == pytest.approx(0.3 * eps0)
+        torch.testing.assert_close(a_fx.weights, a_hf.weights, atol=1e-6, rtol=0)
+        sw1 = hjplug.sweep(hj, inputs, [0.5, 1.0], layers=[0], folds=False, progress=False)
+        assert sw1.ok and sw1.epsilon[0, 1, 0] == pytest.approx(0.3 * eps0)
+    finally:
+        d_fx.restore()
     with pytest.raises(InvalidArgumentError, match="heads"), \
-            hjplug.instrument.deform(hj, 0.5, heads=[0]):
+            hjplug.instrument.deform(hj, 0.5, heads=[4]):
         pass
+    with pytest.raises(InvalidArgumentError, match="scale"), \
+            hjplug.instrument.deform(hj, 0.0, heads=[1]):
+        pass
+    assert all(s.at_identified for s in hj.steps.values() if hasattr(s, "at_identified"))
     sw = hjplug.sweep(hj, inputs, [0.5, 1.0, 2.0], layers=[0], folds=False, progress=False)
     ref = hjplug.sweep(model, inputs, [0.5, 1.0, 2.0], layers=[0], folds=False, progress=False)
     assert sw.ok and sw.checked > 0
