@@ -1,4 +1,4 @@
-"""Sweep driver for FX-converted models (HJModule): one ε per HJAttentionStep (heads = None);
+"""Sweep driver for FX-converted models (HJModule): ε per HJAttentionStep, or per chosen head;
 entropies from the "scores" hook point, fixed-input probes from the captured q, k."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument._sweep_hf import resolve_heads
 from hjplug.instrument.sweep import Block, fold_inputs, fold_scan, run_model
 
 __all__ = ["FXDriver"]
@@ -33,10 +34,13 @@ class FXDriver:
         self.model = model
         self.steps = attention_steps(model)
         self.chosen = fx_layers(self.steps, layers, _WHERE)
-        if heads is not None:
-            raise InvalidArgumentError("heads", "None for an FX-converted model (one ε per "
-                                       "attention step)", heads, where=_WHERE)
         self.heads = None
+        if heads is not None:
+            counts = [self.steps[i][1].spec.hamiltonian.params.get("heads") for i in self.chosen]
+            if not all(isinstance(n, int) for n in counts):
+                raise InvalidArgumentError("heads", "None: a chosen step's head count is not "
+                                           "known statically", heads, where=_WHERE)
+            self.heads = resolve_heads(heads, min(counts), _WHERE)
         self.paths = [p for p, _ in self.steps]
         self.n_blocks = len(self.steps)
         self.max_heads = 1
@@ -45,7 +49,9 @@ class FXDriver:
                       if s.deform_core is not None]
 
     def heads_of(self, i: int) -> list[int]:
-        return list(range(self.nheads[i])) if i in self.chosen else []
+        if i not in self.chosen:
+            return []
+        return list(self.heads) if self.heads is not None else list(range(self.nheads[i]))
 
     def enter(self, stack: ExitStack) -> None:
         pass
@@ -70,23 +76,25 @@ class FXDriver:
                     self.nheads[i] = H
                     self.max_heads = max(self.max_heads, H)
                 st = logits_stats(z4)
-                e = step.epsilon  # the swept steps hold one ε; others may keep one per head
+                e = step.epsilon  # one ε, or one per head
                 eps_h = torch.tensor(e if isinstance(e, tuple) else (float(e),) * H)  # [H]
-                eps = float(eps_h[0])
                 probe = None
-                if nxt is not None and i in self.chosen and i in qk and eps > 0 and \
-                        not isinstance(e, tuple):
+                if nxt is not None and i in self.chosen and i in qk and bool((eps_h > 0).all()):
                     s = _scores(*qk[i], step.mode == "sdpa").reshape(z4.shape)  # q·kᵀ
                     fin = z4 > float("-inf")
-                    b = torch.where(fin, z4.float() - s / eps, torch.zeros_like(s))
-                    eps1 = eps * nxt / lam
-                    z1 = torch.where(fin, s / eps1 + b, torch.full_like(s, float("-inf")))
+                    e0 = eps_h.to(s.dtype).view(H, 1, 1)
+                    b = torch.where(fin, z4.float() - s / e0, torch.zeros_like(s))
+                    e1 = eps_h.clone()
+                    for h in self.heads_of(i):
+                        e1[h] = e1[h] * nxt / lam  # the swept heads move to λ_{s+1}
+                    z1 = torch.where(fin, s / e1.to(s.dtype).view(H, 1, 1) + b,
+                                     torch.full_like(s, float("-inf")))
                     probe = logits_stats(z1.double())["entropy"]
                 got[i] = (st["entropy"], st["keys"], st["nan"], eps_h, probe)
             return fn
 
         with ExitStack() as stack:
-            stack.enter_context(deform(self.model, lam, self.chosen))
+            stack.enter_context(deform(self.model, lam, self.chosen, self.heads))
             for i, (_, step) in enumerate(self.steps):
                 if step.deform_core is not None:  # no q·kᵀ to probe with (see notes)
                     continue

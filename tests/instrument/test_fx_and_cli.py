@@ -88,6 +88,15 @@ def test_fx_deform_sweep_attribute(converted) -> None:
     ref = hjplug.sweep(model, inputs, [0.5, 1.0, 2.0], layers=[0], folds=False, progress=False)
     assert sw.ok and sw.checked > 0
     torch.testing.assert_close(sw.entropy, ref.entropy, atol=1e-5, rtol=0)
+    sw_h = hjplug.sweep(hj, inputs, [0.5, 1.0, 2.0], layers=[0], heads=[1, 3], folds=False,
+                        progress=False)
+    ref_h = hjplug.sweep(model, inputs, [0.5, 1.0, 2.0], layers=[0], heads=[1, 3], folds=False,
+                         progress=False)
+    assert sw_h.ok and sw_h.checked > 0 and sw_h.heads == (1, 3)
+    torch.testing.assert_close(sw_h.entropy, ref_h.entropy, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sw_h.epsilon, ref_h.epsilon, atol=1e-9, rtol=1e-9)
+    assert sw_h.epsilon[0, 0, 0] == pytest.approx(eps0) and \
+        sw_h.epsilon[0, 0, 1] == pytest.approx(0.5 * eps0)  # unchosen head stays at ε₀
     attr = hjplug.attribute(hj, inputs, layer=1, head=2)
     torch.testing.assert_close(attr.weights, hjplug.attribute(model, inputs, layer=1,
                                                               head=2).weights, atol=1e-6, rtol=0)
