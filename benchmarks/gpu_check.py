@@ -295,13 +295,7 @@ def _time_attention_case(B: int, H: int, S: int, D: int, causal: bool) -> None:
     check(nm + " lse", rel(lse[:1, :2], rlse), 1e-6, 1e-5)
     check(nm + " entropy", rel(ent[:1, :2], rent), 1e-6, 1e-4)
     del ro, rlse, rent
-    cfg, cfg_ms = None, None
-    kern = hja._AUTOTUNED.get("large-d64" if D <= 64 else "large")
-    if kern is not None and getattr(kern, "best_config", None) is not None:
-        cfg = str(kern.best_config)
-        timings = getattr(kern, "configs_timings", None) or {}
-        cfg_ms = {str(c): (t[0] if isinstance(t, list | tuple) else t) for c, t in
-                  timings.items()}
+    cfg, cfg_ms = tuned(hja.kernel_key(False, small_d=D <= 64))
     entry = dict(op="hj_attention", B=B, H=H, S=S, D=D, causal=causal, dtype="bf16",
                  ms=res, tflops={k_: flops / (t * 1e-3) / 1e12 for k_, t in res.items()},
                  vs_flash=res["flash"] / res["ours"],
@@ -316,6 +310,17 @@ def _time_attention_case(B: int, H: int, S: int, D: int, causal: bool) -> None:
                  f"{entry['tflops']['ours']:.0f} TF/s"))
     log(f"attention D{D} causal={causal}: {res} synced latency {latency} (tune {tune_s:.1f}s, "
         f"{cfg}) all: {cfg_ms}")
+
+
+def tuned(key: str) -> tuple[str | None, dict[str, float] | None]:
+    """The autotuner's pick for one kernel variant and its own per-config timings (ms, kernel
+    only, cold L2) of the last tuning run."""
+    kern = hja._AUTOTUNED.get(key)
+    if kern is None or getattr(kern, "best_config", None) is None:
+        return None, None
+    timings = getattr(kern, "configs_timings", None) or {}
+    return str(kern.best_config), {str(c): (t[0] if isinstance(t, list | tuple) else t)
+                                   for c, t in timings.items()}
 
 
 def time_hopf_cole():
@@ -343,6 +348,8 @@ def _time_hopf_cole_case(M: int, N: int, d: int, eps: float, dt: torch.dtype) ->
         base = 0 if DRY else torch.cuda.memory_allocated()
         res[name] = bench(fn, reps=15)
         mem[name] = 0.0 if DRY else (torch.cuda.max_memory_allocated() - base) / 2**20
+    latency = {"ours": bench(ours, reps=15, synced=True),  # one isolated call, host included
+               "plain": bench(plain, reps=15, synced=True)}
     if dt == torch.float32:
         before = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -360,9 +367,9 @@ def _time_hopf_cole_case(M: int, N: int, d: int, eps: float, dt: torch.dtype) ->
     check(nm + " grad", rel(grad[:256], p64 @ W.double()), 0.0, 1e-2)
     check(nm + " entropy", rel(ent[:256], lse64 - (p64 * z64).sum(-1)), 0.0, 1e-2)
     del z64, p64
-    cfg = str(getattr(hja._AUTOTUNED.get("large-kv"), "best_config", None))
+    cfg, cfg_ms = tuned(hja.kernel_key(False, kv_same=True, half=dt != torch.float32))
     entry = dict(op="hopf_cole", M=M, N=N, d=d, dtype=str(dt)[6:], ms=res, peak_mib=mem,
-                 best_config=cfg,
+                 best_config=cfg, config_ms=cfg_ms, synced_latency_ms=latency,
                  speedup=res["plain"] / res["ours"],
                  speedup_vs_tf32=res.get("plain_tf32", res["plain"]) / res["ours"])
     RESULTS["timings"].append(entry)
@@ -370,7 +377,7 @@ def _time_hopf_cole_case(M: int, N: int, d: int, eps: float, dt: torch.dtype) ->
     ROWS.append((f"hopf_cole {str(dt)[6:]}", res["ours"], f"plain {res['plain']:.2f}{extra}",
                  f"{entry['speedup']:.1f}x (vs tf32 {entry['speedup_vs_tf32']:.1f}x)",
                  f"peak {mem['ours']:.0f} vs {mem['plain']:.0f} MiB"))
-    log(f"hopf_cole {dt}: {res} peak MiB {mem} config {cfg}")
+    log(f"hopf_cole {dt}: {res} synced {latency} peak MiB {mem} config {cfg} all: {cfg_ms}")
 
 
 def time_sweep():

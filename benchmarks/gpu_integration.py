@@ -277,16 +277,16 @@ def time_instrument() -> None:
 
 
 def probe_hopf_cole() -> None:
-    configs = hja._gpu_configs(False, True)
-    if not DRY:
-        import triton
+    from hjplug.kernels.triton.attention_configs import attention_configs
 
-        configs = [
-            *configs,
-            triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=3),
-            triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=4),
-            triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=4)]
     for dt in (torch.bfloat16 if not DRY else torch.float16, torch.float32):
+        configs = attention_configs(False, True, half=dt != torch.float32)
+        if not DRY:
+            import triton
+
+            configs = [*configs,
+                       triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=4),
+                       triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=4)]
         _hopf_case(dt, configs[:1] if DRY else configs)
 
 
@@ -298,11 +298,12 @@ def _hopf_case(dt: torch.dtype, configs: list) -> None:
     data = HopfColeInputs(M, N, d, dt)
     base = bench(lambda: plain_hopf_cole(*data.next(), eps))
     res = {}
-    real_cfgs = hja._gpu_configs
+    real_cfgs = hja.attention_configs
     for cfg in configs:
         kw = cfg.kwargs
-        label = f"M{kw['BLOCK_M']} N{kw['BLOCK_N']} w{cfg.num_warps} s{cfg.num_stages}"
-        hja._gpu_configs = lambda *a, cfg=cfg, **k: [cfg]
+        label = (f"M{kw['BLOCK_M']} N{kw['BLOCK_N']} w{cfg.num_warps} s{cfg.num_stages}"
+                 + (f" r{cfg.maxnreg}" if cfg.maxnreg else ""))
+        hja.attention_configs = lambda *a, cfg=cfg, **k: [cfg]
         hja._AUTOTUNED.clear()
         try:
             for splits in (None, 4, 16):
@@ -312,7 +313,7 @@ def _hopf_case(dt: torch.dtype, configs: list) -> None:
             res[label] = float("nan")
             log(f"config {label}: {exc!r}")
         finally:
-            hja._gpu_configs = real_cfgs
+            hja.attention_configs = real_cfgs
             hja._AUTOTUNED.clear()
     best = min((v, k) for k, v in res.items() if math.isfinite(v))
     entry = dict(op="hopf_cole probe", dtype=str(dt)[6:], M=M, N=N, d=d, plain_ms=base,

@@ -10,8 +10,8 @@ u = s·log2(e) (s = scale·q·kᵀ + bias):
 The entropy costs one multiply-add and one row sum per score on top of flash attention.
 Tiles fully inside the visible band skip all masking; edge tiles (causal diagonal, window edges,
 key tail) mask. For few query blocks the keys are split across programs (split-K) and the
-partial results are merged in PyTorch (lse by logsumexp, entropy by the chain rule
-H = Σ_s w_s H_s + H(w), w_s = e^{lse_s − lse}).
+partial results are merged in one more launch (split_merge.py: lse by logsumexp, entropy by the
+chain rule H = Σ_s w_s H_s + H(w), w_s = e^{lse_s − lse}).
 Rows with no visible key: out = 0, lse = −inf, H = 0. A score below −1e30 counts as removed.
 
 Backward: `HJAttentionFunction` recomputes through the PyTorch reference twin (chunked, fp32) and
@@ -29,6 +29,8 @@ from torch import Tensor
 from hjplug.kernels.records import HJAttentionOutput
 from hjplug.kernels.reference.topk import pad_topk
 from hjplug.kernels.triton._config import interpreting, num_sms
+from hjplug.kernels.triton.attention_configs import attention_configs
+from hjplug.kernels.triton.split_merge import merge_splits
 
 __all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd"]
 
@@ -232,54 +234,32 @@ def new_output(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     return torch.full(shape, fill, dtype=dtype, device=device)
 
 
-def _gpu_configs(small_q: bool, kv_same: bool = False, small_d: bool = False,
-                 exact_fp32: bool = False, topk: bool = False) -> list[triton.Config]:
-    """Autotune candidates. Compile time matters as much as run time here: exact fp32 dots
-    (FMA code, no tensor cores) and the unrolled top-k merge make large tiles slow to build
-    (ptxas: ~50 s for one 128×64 fp32 top-4 variant, measured for sm_90 on the CPU), so those
-    variants get two small tiles only."""
-    if exact_fp32:
-        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=2),
-                triton.Config({"BLOCK_M": 64, "BLOCK_N": 32}, num_warps=4, num_stages=2)]
-    if kv_same and not small_q:  # Hopf–Cole: one operand stream, often fp32 (tf32) tiles
-        return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3),
-                triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
-                triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=3)]
-    if small_q:
-        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 64}, num_warps=4, num_stages=3),
-                triton.Config({"BLOCK_M": 16, "BLOCK_N": 128}, num_warps=4, num_stages=3)]
-    if topk:
-        return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=3),
-                triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3)]
-    base = [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=3),
-            triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=8, num_stages=3),
-            triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3)]
-    if small_d:  # head dim ≤ 64: softmax-bound, worth a wider search
-        base += [triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=4),
-                 triton.Config({"BLOCK_M": 128, "BLOCK_N": 128}, num_warps=4, num_stages=3),
-                 triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3)]
-    return base
+def kernel_key(small_q: bool, kv_same: bool = False, small_d: bool = False,
+               exact_fp32: bool = False, topk: bool = False, half: bool = True) -> str:
+    """The name of one autotuned variant in `_AUTOTUNED`, e.g. "large-kv-half"."""
+    small_d = small_d and not (small_q or kv_same)
+    return ("small" if small_q else "large") + ("-kv" if kv_same and not small_q else "") + (
+        "-d64" if small_d else "") + ("-ieee" if exact_fp32 else "") + (
+        "-topk" if topk and not small_q else "") + ("-half" if half else "")
 
 
 def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
-            exact_fp32: bool = False, topk: bool = False):
+            exact_fp32: bool = False, topk: bool = False, half: bool = True):
     """The autotuned kernel on GPU (a small config list), the plain one in the interpreter."""
     if interpreting():
         return _hj_attn_fwd
     small_d = small_d and not (small_q or kv_same)
-    key = ("small" if small_q else "large") + ("-kv" if kv_same and not small_q else "") + (
-        "-d64" if small_d else "") + ("-ieee" if exact_fp32 else "") + (
-        "-topk" if topk and not small_q else "")
+    key = kernel_key(small_q, kv_same, small_d, exact_fp32, topk, half)
     if not AUTOTUNE:
         key = "fixed-" + key
         if key not in _AUTOTUNED:
             _AUTOTUNED[key] = triton.autotune(
-                configs=_gpu_configs(small_q, kv_same, small_d, exact_fp32, topk)[:1],
+                configs=attention_configs(small_q, kv_same, small_d, exact_fp32, topk, half)[:1],
                 key=["BLOCK_D"])(_hj_attn_fwd)
         return _AUTOTUNED[key]
     if key not in _AUTOTUNED:
         _AUTOTUNED[key] = triton.autotune(
-            configs=_gpu_configs(small_q, kv_same, small_d, exact_fp32, topk),
+            configs=attention_configs(small_q, kv_same, small_d, exact_fp32, topk, half),
             key=["BLOCK_D", "CAUSAL", "HAS_WINDOW", "HAS_BIAS", "KV_SAME", "TOPK", "DOT_PREC",
                  "split_len"],
         )(_hj_attn_fwd)
@@ -343,7 +323,8 @@ def hj_attention_fwd(
         TOPK_PAD=max(1, triton.next_power_of_2(tk)) if tk else 1, DOT_PREC=prec,
         ROUND_P=round_p and prec == "tf32" and q.dtype == torch.float32,
     )
-    kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0)
+    kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0,
+                   q.dtype != torch.float32)
 
     def grid(meta):
         return (triton.cdiv(Sq, meta["BLOCK_M"]), B * H, splits)
@@ -364,8 +345,7 @@ def hj_attention_fwd(
         if tk:
             tw, ti = topv[0], topi[0]
     else:
-        o, ls, en = _merge_splits(out, lse, ent)
-        o = o.to(q.dtype)
+        o, ls, en = merge_splits(out, lse, ent, q.dtype)  # one launch, cast fused
         if tk:
             sv = topv.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
             si = topi.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
@@ -378,18 +358,6 @@ def hj_attention_fwd(
         tw = torch.exp(tw - ls_safe.unsqueeze(-1))  # raw scores → π (0 for removed keys)
         tw, ti = pad_topk(tw, ti, topk)
     return o, ls, en, tw, ti
-
-
-def _merge_splits(out: Tensor, lse: Tensor, ent: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Combine per-split results over disjoint key sets: lse = LSE_s lse_s, w_s = e^{lse_s−lse},
-    out = Σ w_s out_s, H = Σ w_s H_s + H(w)."""
-    tot = torch.logsumexp(lse, dim=0)  # [B, H, Sq]
-    tot_safe = torch.where(torch.isfinite(tot), tot, torch.zeros_like(tot))
-    w = torch.exp(lse - tot_safe)  # [S, B, H, Sq]; 0 for empty splits
-    logw = torch.where(w > 0, lse - tot_safe, torch.zeros_like(w))
-    o = (w.unsqueeze(-1) * out).sum(0)
-    h = (w * (ent - logw)).sum(0)
-    return o, tot, h
 
 
 def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("triton")
 
-from hjplug.kernels.triton.hj_attention import _gpu_configs
+from hjplug.kernels.triton.attention_configs import attention_configs
 
 
 def _tiles(cfgs):
@@ -17,8 +17,8 @@ def _tiles(cfgs):
 
 @pytest.mark.parametrize("small_d", [False, True])
 def test_slow_to_compile_variants_use_small_tiles(small_d: bool) -> None:
-    for cfgs in (_gpu_configs(False, False, small_d, exact_fp32=True),
-                 _gpu_configs(False, False, small_d, topk=True)):
+    for cfgs in (attention_configs(False, False, small_d, exact_fp32=True),
+                 attention_configs(False, False, small_d, topk=True)):
         assert 1 <= len(cfgs) <= 2
         assert all(m * n <= 128 * 64 for m, n in _tiles(cfgs))
-    assert len(_gpu_configs(False, False, small_d)) >= 3  # half precision keeps its search
+    assert len(attention_configs(False, False, small_d)) >= 3  # half precision keeps its search
