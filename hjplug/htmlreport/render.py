@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from hjplug.errors import HJPlugError
+from hjplug.file_mode import match_plain_write
 from hjplug.htmlreport.collect import ReportData, eps_star
 from hjplug.htmlreport.figures import FIGURES
 
@@ -65,7 +66,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
+        match_plain_write(tmp, path)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

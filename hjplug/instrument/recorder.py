@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.file_mode import match_plain_write
 from hjplug.instrument.names import ALWAYS, PRODUCES
 from hjplug.instrument.records import HeadSummary, Summary, regime
 from hjplug.instrument.stats import safe_mean
@@ -243,6 +244,7 @@ def _atomic_write(target: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        match_plain_write(tmp, target)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from hjplug import math as hm
 from hjplug.errors import HJPlugError
+from hjplug.file_mode import match_plain_write
 from hjplug.paper.records import EntropyCheck
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,6 +75,7 @@ def _atomic_target(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        match_plain_write(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ import onnx
 from onnx import external_data_helper as ext
 
 from hjplug.errors import HJPlugError
+from hjplug.file_mode import match_plain_write
 
 __all__ = ["MIN_OPSET", "Loaded", "OnnxFileError", "check_destination", "load", "save_atomic"]
 
@@ -151,7 +152,9 @@ def save_atomic(model: onnx.ModelProto, dst: str | os.PathLike, *,
             f.flush()
             os.fsync(f.fileno())
         if data_tmp is not None:
+            match_plain_write(data_tmp, parent / f"{d.name}.data")
             os.replace(data_tmp, parent / f"{d.name}.data")
+        match_plain_write(tmp, d)
         os.replace(tmp, d)
     except OSError as err:
         raise OnnxFileError(f"{d}: writing failed ({err}); no partial file was left (what was "

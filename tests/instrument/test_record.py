@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import sys
 import threading
 
@@ -242,6 +244,9 @@ def test_save_is_atomic_and_round_trips(tmp_path, monkeypatch) -> None:
     with torch.no_grad(), instrument(model, stats=("entropy", "topk")) as rec:
         model(**inputs)
     js = rec.save(tmp_path / "rec.json")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(js.stat().st_mode) == 0o666 & ~mask  # as open() would, not 0600
     data = json.loads(js.read_text())
     assert len(data["summary"]) == len(rec.summary()) and "layers.0.attn.entropy" in data["hooks"]
     pt = rec.save(tmp_path / "rec.pt")
