@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One lent-device session's checks in one call, in the order that answers the open questions
+# first (issue 6: hopf_cole bf16 ≥ 5×). Each step runs under its own time limit; on a hang,
+# faulthandler prints every thread's traceback (SIGABRT) instead of a silent timeout.
+#
+#   bash benchmarks/gpu_session.sh [probe] [check] [integration]     # default: all three
+#
+#   probe        hopf_cole: every kv-same config × key splits, bf16 and fp32   (≈ 1–2 min)
+#   check        benchmarks/gpu_check.py: every kernel's correctness and timing (≈ 2 min)
+#   integration  benchmarks/gpu_integration.py: HF / FX on the kernel + instrumentation timing
+# Results: $OUT/gpu_check.json, $OUT/gpu_integration*.json, $OUT/*.log (OUT defaults to /tmp).
+set -u
+cd "$(dirname "$0")/.."
+export OUT="${OUT:-/tmp}" PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
+PY="${PYTHON:-python}"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(probe check integration)
+status=0
+
+step() {  # name, limit in seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit}s) $(date -u +%H:%M:%S)"
+  timeout --signal=ABRT --kill-after=15 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name: exit $rc"
+  [ "$rc" -ne 0 ] && status=1
+  return 0
+}
+
+for s in "${steps[@]}"; do
+  case "$s" in
+    probe) GPU_SECTIONS=probe_hopf_cole step probe 240 "$PY" benchmarks/gpu_integration.py
+           [ -f "$OUT/gpu_integration.json" ] && mv "$OUT/gpu_integration.json" \
+             "$OUT/gpu_integration_probe.json" ;;
+    check) step check 300 "$PY" benchmarks/gpu_check.py ;;
+    integration) GPU_SECTIONS=correct_hf,correct_fx,time_instrument \
+                 step integration 300 "$PY" benchmarks/gpu_integration.py ;;
+    *) echo "unknown step '$s' (expected probe, check or integration)" >&2; exit 2 ;;
+  esac
+done
+exit $status
