@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from hjplug.kernels.triton._config import interpreting
+from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2
 from hjplug.kernels.triton.hj_attention import new_output
 
 __all__ = ["entropy_sweep_fwd"]
@@ -163,7 +163,7 @@ def entropy_sweep_fwd(logits: Tensor | None, eps: Tensor, *, q: Tensor | None = 
     src = logits if logits is not None else q
     assert src is not None
     K = eps.numel()
-    kp = max(2, triton.next_power_of_2(K))
+    kp = max(2, next_pow2(K))
     c = (LOG2E / eps.to(torch.float64)).to(device=src.device, dtype=torch.float32)  # [K]
     interp = interpreting()
     if logits is not None:
@@ -173,25 +173,25 @@ def entropy_sweep_fwd(logits: Tensor | None, eps: Tensor, *, q: Tensor | None = 
         args = (z, c, ent, R, N, K, z.stride(0), z.stride(1))
         if (method or METHOD) == "kouter":
             if interp:
-                _sweep_logits_kouter[(triton.cdiv(R, 8),)](*args, BLOCK_R=8, BLOCK_N=16)
+                _sweep_logits_kouter[(cdiv(R, 8),)](*args, BLOCK_R=8, BLOCK_N=16)
             else:
-                _gpu("kouter")[lambda meta: (triton.cdiv(R, meta["BLOCK_R"]),)](*args)
+                _gpu("kouter")[lambda meta: (cdiv(R, meta["BLOCK_R"]),)](*args)
         elif interp:
-            _sweep_logits[(triton.cdiv(R, 16),)](*args, BLOCK_R=16, BLOCK_N=16, KP=kp)
+            _sweep_logits[(cdiv(R, 16),)](*args, BLOCK_R=16, BLOCK_N=16, KP=kp)
         else:
-            _gpu("logits")[lambda meta: (triton.cdiv(R, meta["BLOCK_R"]),)](*args, KP=kp)
+            _gpu("logits")[lambda meta: (cdiv(R, meta["BLOCK_R"]),)](*args, KP=kp)
         return ent.reshape(*logits.shape[:-1], K)
     assert q is not None and k is not None
     B, H, Sq, D = q.shape
     ent = new_output((B, H, Sq, K), torch.float32, q.device)
-    block_d = max(16, triton.next_power_of_2(D))
+    block_d = max(16, next_pow2(D))
     prec = "ieee" if q.dtype == torch.float32 else "tf32"
     args = (q, k, c, ent, H, Sq, k.shape[2], D, K, H // k.shape[1], k.shape[2] - Sq,
             *q.stride(), *k.stride())
     if interp:
-        _sweep_qk[(triton.cdiv(Sq, 16), B * H)](*args, BLOCK_R=16, BLOCK_N=16, BLOCK_D=block_d,
+        _sweep_qk[(cdiv(Sq, 16), B * H)](*args, BLOCK_R=16, BLOCK_N=16, BLOCK_D=block_d,
                                                 KP=kp, CAUSAL=causal, DOT_PREC=prec)
     else:
-        _gpu("qk")[lambda meta: (triton.cdiv(Sq, meta["BLOCK_R"]), B * H)](
+        _gpu("qk")[lambda meta: (cdiv(Sq, meta["BLOCK_R"]), B * H)](
             *args, BLOCK_D=block_d, KP=kp, CAUSAL=causal, DOT_PREC=prec)
     return ent

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from hjplug.kernels.records import HJAttentionOutput
 from hjplug.kernels.reference.topk import pad_topk
-from hjplug.kernels.triton._config import interpreting, num_sms
+from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2, num_sms
 from hjplug.kernels.triton.attention_configs import attention_configs
 from hjplug.kernels.triton.split_merge import merge_splits
 
@@ -266,10 +266,12 @@ def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
     return _AUTOTUNED[key]
 
 
-def _as_bias(bias: Tensor | None, shape: tuple[int, int, int, int], device: torch.device
+def _as_bias(bias: Tensor | None, shape: tuple[int, int, int, int], placeholder: Tensor
              ) -> tuple[Tensor, tuple[int, int, int, int], bool]:
+    """(bias broadcast to `shape` without copying, its strides, present?); without a bias the
+    kernel never reads the pointer, so `placeholder` (any tensor on the device) stands in."""
     if bias is None:
-        return torch.empty(1, device=device), (0, 0, 0, 0), False
+        return placeholder, (0, 0, 0, 0), False
     if bias.dtype == torch.bool:
         bias = torch.where(bias, 0.0, float("-inf")).to(torch.float32)
     while bias.dim() < 4:
@@ -302,32 +304,36 @@ def hj_attention_fwd(
     interp = interpreting()
     small_q = Sq <= 16
     bm = 16 if (interp or small_q) else 128
-    programs = triton.cdiv(Sq, bm) * B * H
+    programs = cdiv(Sq, bm) * B * H
     splits = splits or _n_splits(programs, Sk, q.device)
     align = 16 if interp else SPLIT_ALIGN  # a multiple of every BLOCK_N of the configs in use
-    split_len = triton.cdiv(triton.cdiv(Sk, splits), align) * align
-    splits = triton.cdiv(Sk, split_len)
-    block_d = max(16, triton.next_power_of_2(D))
+    split_len = cdiv(cdiv(Sk, splits), align) * align
+    splits = cdiv(Sk, split_len)
+    block_d = max(16, next_pow2(D))
     odt = q.dtype if splits == 1 else torch.float32
     out = new_output((splits, B, H, Sq, D), odt, q.device)
+    # lse and entropy in separate storages: a custom op's returns may not alias each other
     lse = new_output((splits, B, H, Sq), torch.float32, q.device)
     ent = new_output((splits, B, H, Sq), torch.float32, q.device)
     tk = min(topk, MAX_TOPK) if topk else 0
-    topv = new_output((splits, B, H, Sq, max(tk, 1)), torch.float32, q.device)
-    topi = new_output((splits, B, H, Sq, max(tk, 1)), torch.int32, q.device)
-    bias_t, bstr, has_bias = _as_bias(bias, (B, H, Sq, Sk), q.device)
+    if tk:
+        topv = new_output((splits, B, H, Sq, tk), torch.float32, q.device)
+        topi = new_output((splits, B, H, Sq, tk), torch.int32, q.device)
+    else:  # never touched by the kernel (TOPK = 0): any tensor serves as the pointer
+        topv = topi = lse
+    bias_t, bstr, has_bias = _as_bias(bias, (B, H, Sq, Sk), lse)
     prec = precision if q.dtype == torch.float32 else "tf32"
     args = dict(
         EVEN_D=block_d == D, CAUSAL=causal, HAS_WINDOW=window > 0, HAS_BIAS=has_bias,
         BIAS_ROW=has_bias and bstr[2] == 0, KV_SAME=kv_same, TOPK=tk,
-        TOPK_PAD=max(1, triton.next_power_of_2(tk)) if tk else 1, DOT_PREC=prec,
+        TOPK_PAD=next_pow2(tk) if tk else 1, DOT_PREC=prec,
         ROUND_P=round_p and prec == "tf32" and q.dtype == torch.float32,
     )
     kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0,
                    q.dtype != torch.float32)
 
     def grid(meta):
-        return (triton.cdiv(Sq, meta["BLOCK_M"]), B * H, splits)
+        return (cdiv(Sq, meta["BLOCK_M"]), B * H, splits)
 
     launch_args = (
         q, k, v, bias_t, out, lse, ent, topv, topi, scale * LOG2E,

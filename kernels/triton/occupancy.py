@@ -23,6 +23,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from hjplug.kernels.triton._config import next_pow2
 from hjplug.kernels.triton.attention_configs import attention_configs
 from hjplug.kernels.triton.hj_attention import _hj_attn_fwd
 
@@ -95,7 +96,7 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
     tk = v.topk
     consts.update(cfg.kwargs, BLOCK_D=v.D, EVEN_D=True, CAUSAL=v.causal, HAS_WINDOW=False,
                   HAS_BIAS=v.bias_row, BIAS_ROW=v.bias_row, KV_SAME=v.kv_same, TOPK=tk,
-                  TOPK_PAD=max(1, triton.next_power_of_2(tk)) if tk else 1,
+                  TOPK_PAD=next_pow2(tk) if tk else 1,
                   DOT_PREC=v.dot_prec if v.dtype == "fp32" else "tf32",
                   ROUND_P=v.dtype == "fp32" and v.dot_prec == "tf32" and v.kv_same)
     return ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)

@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from hjplug.kernels.triton._config import interpreting
+from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2
 
 __all__ = ["merge_splits"]
 
@@ -67,10 +67,10 @@ def merge_splits(out: Tensor, lse: Tensor, ent: Tensor, dtype: torch.dtype
     o = torch.empty((R, D), dtype=dtype, device=out.device)
     lse_t = torch.empty(R, dtype=torch.float32, device=out.device)
     ent_t = torch.empty(R, dtype=torch.float32, device=out.device)
-    block_d = max(16, triton.next_power_of_2(D))
+    block_d = max(16, next_pow2(D))
     block_r = 16 if interpreting() else max(1, min(64, 4096 // block_d))
-    grid = (triton.cdiv(R, block_r),)
+    grid = (cdiv(R, block_r),)
     _merge[grid](out2, lse2, ent2, o, lse_t, ent_t, R, D, S, out2.stride(0), out2.stride(1),
-                 S_PAD=max(2, triton.next_power_of_2(S)), BLOCK_R=block_r, BLOCK_D=block_d,
+                 S_PAD=max(2, next_pow2(S)), BLOCK_R=block_r, BLOCK_D=block_d,
                  num_warps=4)
     return o.view(*rows_shape, D), lse_t.view(rows_shape), ent_t.view(rows_shape)
