@@ -3,8 +3,9 @@
 Statistics that need no full π (ε, lse, entropy, gap, top-k) come from each HJAttentionStep's
 "stats" point: the step then runs `hjplug.kernels.hj_attention` (fused Triton on CUDA, the
 blockwise reference elsewhere; no [Tq, Tk] scores). "curvature" and "weights" need π: the step's
-"scores" point (logits z = q·kᵀ/ε + b, −inf = removed key; explicit matmul / softmax), with a
-forward pre-hook keeping k for the curvature. HJLSEStep readouts emit "logits" (before /ε).
+"scores" point (logits z = q·kᵀ/ε + (ε₀/ε)·b, −inf = removed key; explicit matmul /
+softmax), with a forward pre-hook keeping k for the curvature. HJLSEStep readouts emit
+"logits" (before /ε).
 Steps whose chain is replayed (reshapes / fused bias: `deform_core`) emit the replay's softmax
 input as scores and statistics from it (the explicit path, named in the recorder's notes).
 """

@@ -1,5 +1,6 @@
 """Sweep driver for FX-converted models (HJModule): ε per HJAttentionStep, or per chosen head;
-entropies from the "scores" hook point, fixed-input probes from the captured q, k."""
+entropies from the "scores" hook point; the fixed-input probe rescales those logits
+(z = z₀·ε₀/ε, the bias included), so replayed chains (ALiBi / fused bias) are swept too."""
 
 from __future__ import annotations
 
@@ -16,14 +17,6 @@ from hjplug.instrument.sweep import Block, fold_inputs, fold_scan, run_model
 __all__ = ["FXDriver"]
 
 _WHERE = "hjplug.sweep"
-
-
-def _scores(q: Tensor, k: Tensor, sdpa: bool) -> Tensor:
-    """q·kᵀ [B, H, Tq, Tk] from a step's inputs (eager steps take kᵀ; GQA keys repeated)."""
-    kt = k if not sdpa else k.transpose(-1, -2)
-    if kt.shape[-3] != q.shape[-3]:
-        kt = kt.repeat_interleave(q.shape[-3] // kt.shape[-3], dim=-3)
-    return (q.float() @ kt.float()).reshape(-1, *q.shape[-3:-1], kt.shape[-1])
 
 
 class FXDriver:
@@ -45,8 +38,7 @@ class FXDriver:
         self.n_blocks = len(self.steps)
         self.max_heads = 1
         self.nheads = [1] * self.n_blocks
-        self.notes = [f"{p}: no scores hook (reshaped chain)" for p, s in self.steps
-                      if s.deform_core is not None]
+        self.notes: list[str] = []
 
     def heads_of(self, i: int) -> list[int]:
         if i not in self.chosen:
@@ -59,14 +51,9 @@ class FXDriver:
     def run(self, inputs: Any, lam: float, nxt: float | None) -> Block:
         from hjplug.instrument.context import deform
         from hjplug.instrument.stats import logits_stats
+        from hjplug.modules.attention_bias import is_removed
 
         got: dict[int, tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]] = {}
-        qk: dict[int, tuple[Tensor, Tensor]] = {}
-
-        def pre(i: int) -> Any:
-            def fn(m: nn.Module, args: tuple[Any, ...]) -> None:
-                qk[i] = (args[0].detach(), args[1].detach())
-            return fn
 
         def obs(i: int) -> Any:
             def fn(step: Any, point: str, z: Tensor) -> None:
@@ -79,26 +66,21 @@ class FXDriver:
                 e = step.epsilon  # one ε, or one per head
                 eps_h = torch.tensor(e if isinstance(e, tuple) else (float(e),) * H)  # [H]
                 probe = None
-                if nxt is not None and i in self.chosen and i in qk and bool((eps_h > 0).all()):
-                    s = _scores(*qk[i], step.mode == "sdpa").reshape(z4.shape)  # q·kᵀ
-                    fin = z4 > float("-inf")
-                    e0 = eps_h.to(s.dtype).view(H, 1, 1)
-                    b = torch.where(fin, z4.float() - s / e0, torch.zeros_like(s))
+                if nxt is not None and i in self.chosen and bool((eps_h > 0).all()):
+                    # the same inputs at λ_{s+1}: z = z₀·ε₀/ε, so z₁ = z·ε_h/ε′_h per head
                     e1 = eps_h.clone()
                     for h in self.heads_of(i):
                         e1[h] = e1[h] * nxt / lam  # the swept heads move to λ_{s+1}
-                    z1 = torch.where(fin, s / e1.to(s.dtype).view(H, 1, 1) + b,
-                                     torch.full_like(s, float("-inf")))
-                    probe = logits_stats(z1.double())["entropy"]
+                    ratio = (eps_h / e1).to(torch.float64).view(H, 1, 1)
+                    zd = z4.double()
+                    z1 = torch.where(is_removed(z4), zd, zd * ratio)  # removed atoms stay
+                    probe = logits_stats(z1)["entropy"]
                 got[i] = (st["entropy"], st["keys"], st["nan"], eps_h, probe)
             return fn
 
         with ExitStack() as stack:
             stack.enter_context(deform(self.model, lam, self.chosen, self.heads))
             for i, (_, step) in enumerate(self.steps):
-                if step.deform_core is not None:  # no q·kᵀ to probe with (see notes)
-                    continue
-                stack.callback(step.register_forward_pre_hook(pre(i)).remove)
                 stack.callback(step.observe("scores", obs(i)).remove)
             run_model(self.model, inputs)
         return got

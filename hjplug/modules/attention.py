@@ -1,9 +1,12 @@
 """HJAttentionStep: one attention head group as an LSE / Gibbs step.
 
-    out_i = Σ_j π_ij v_j,   π_i = softmax((q_i·k_j)/ε + b_ij),   ε = 1/scale (√d_head by default)
+    out_i = Σ_j π_ij v_j,   π_i = softmax(q_i·k_j/ε + (ε₀/ε)·b_ij),   ε₀ = 1/scale (√d_head)
 
 With W_j = M x_j (M = W_Q W_Kᵀ) this is the gradient of LSE_ε in the query: exact (paper-notes §4).
-ε = 0 gives hard-max attention (uniform over the argmax keys; masked keys b = −∞ stay removed).
+The model's own bias b (mask, ALiBi, relative position) is part of the atoms' initial data
+ε₀·b, so a deformed ε rescales the whole logit vector: z = z₀·ε₀/ε, a softmax temperature
+(attention_bias.py; the Hugging Face path does the same). ε = 0 gives hard-max attention:
+uniform over the argmax keys of z₀ = s/ε₀ + b; masked keys (b = −∞) stay removed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.modules.attention_bias import is_removed, scale_bias
 from hjplug.modules.attention_stats import (
     AttentionStepStats,
     KernelCall,
@@ -30,13 +34,6 @@ from hjplug.spec import HJSpec
 __all__ = ["HJAttentionStep", "gibbs_attention"]
 
 
-def _is_removed(b: Tensor) -> Tensor:
-    """Atoms a mask removes: b = −∞, or HF's finite stand-in (≤ half the dtype's minimum)."""
-    if b.is_floating_point():
-        return b <= torch.finfo(b.dtype).min / 2
-    return torch.zeros_like(b, dtype=torch.bool)
-
-
 def gibbs_attention(
     q: Tensor,
     k: Tensor,
@@ -48,28 +45,34 @@ def gibbs_attention(
     causal: bool = False,
     k_transposed: bool = False,
     emit: Any = None,
+    bias_gain: float | Tensor = 1.0,
+    eps0: float | None = None,
 ) -> Tensor:
-    """Explicit evaluation. q: (..., H, Tq, d); k: (..., Hk, Tk, d) or kᵀ; v: (..., Hk, Tk, dv)."""
+    """Explicit evaluation. q: (..., H, Tq, d); k: (..., Hk, Tk, d) or kᵀ; v: (..., Hk, Tk, dv).
+
+    Logits z = s/ε + bias_gain·b (bias_gain = ε₀/ε, a float or one per head [H]: the paper's
+    convention, see attention_bias.py). ε = 0: the hard max of z₀ = s/ε₀ + b (`eps0` = ε₀;
+    without it, of s alone).
+    """
     kt = k if k_transposed else k.transpose(-2, -1)  # (..., Hk, d, Tk)
     if q.dim() >= 3 and kt.dim() >= 3 and q.shape[-3] != kt.shape[-3]:  # grouped-query attention
         rep = q.shape[-3] // kt.shape[-3]
         kt = kt.repeat_interleave(rep, dim=-3)
         v = v.repeat_interleave(rep, dim=-3)
     s = torch.matmul(q, kt)  # (..., H, Tq, Tk)
-    logits = s / eps if eps > 0 else s
+    tropical = eps <= 0
+    logits = (s / eps0 if eps0 else s) if tropical else s / eps
     removed = torch.zeros((), dtype=torch.bool, device=s.device)
-    for b in biases:
-        if eps > 0:
-            logits = logits + b
-        else:  # tropical: finite biases vanish against s/ε, −∞ ones remove atoms
-            removed = removed | _is_removed(b)
-    if mask is not None:
-        if mask.dtype == torch.bool:
-            removed = removed | ~mask
-        elif eps > 0:
-            logits = logits + mask
-        else:
-            removed = removed | _is_removed(mask)
+    for b in (*biases, *(() if mask is None else (mask,))):
+        if b.dtype == torch.bool:
+            removed = removed | ~b
+        elif tropical:  # removed atoms drop; finite biases count in z₀ (when ε₀ is known)
+            gone = is_removed(b)
+            removed = removed | gone
+            if eps0:
+                logits = logits + b.masked_fill(gone, 0.0)
+        else:  # stand-ins (finfo.min) are added unscaled, exactly as the model adds them
+            logits = logits + scale_bias(b, bias_gain)
     if causal:
         tq, tk = s.shape[-2], s.shape[-1]
         upper = torch.ones(tq, tk, dtype=torch.bool, device=s.device).triu(1)  # (Tq, Tk)
@@ -149,17 +152,20 @@ class HJAttentionStep(HJStep):
             assert self.core is not None
             return self.core(q, k, v, *side)
         e = self._epsilon
-        if isinstance(e, tuple):  # one ε per head: z = (q/ε_h)·k + b, i.e. ε = 1 on scaled q
+        eps0 = float(self._eps0)  # type: ignore[arg-type]
+        if isinstance(e, tuple):  # one ε per head: z = (q/ε_h)·k + (ε₀/ε_h)·b, ε = 1 on scaled q
             q = self._per_head_queries(q, e)
             eps = 1.0
+            gain: float | Tensor = torch.tensor([eps0 / x for x in e], dtype=torch.float64)
         else:
             eps = float(e)  # type: ignore[arg-type]
+            gain = eps0 / eps if eps > 0 else 1.0  # finite biases scale with the logits
         if self.mode != "sdpa" and self.deform_core is not None:
             if eps == 0:
                 raise HJPlugError(
                     f"{self._spec.path}: the tropical limit (ε = 0) is not available for this "
                     "attention chain (reshapes / fused bias); use ε > 0.")
-            out, z = self.deform_core(q, k, v, *side, float(self._eps0) / eps)  # type: ignore[arg-type]
+            out, z = self.deform_core(q, k, v, *side, eps0 / eps)  # softmax input z₀·ε₀/ε
             self._emit_replayed(z, eps)
             self._emit("output", out)
             return out
@@ -172,10 +178,11 @@ class HJAttentionStep(HJStep):
         if not self._explicit_observed() and (topk is not None or eps > 0):
             if topk is None and sdpa:  # deformed ε, no statistics: SDPA at scale 1/ε
                 kw = {**self.sdpa_kwargs, "scale": 1.0 / eps}
-                out = F.scaled_dot_product_attention(q, k, v, mask, **kw)
+                m = None if mask is None else scale_bias(mask, gain)
+                out = F.scaled_dot_product_attention(q, k, v, m, **kw)
                 self._emit("output", out)
                 return out
-            masks = [m for m in (mask, *biases) if m is not None]
+            masks = [scale_bias(m, gain) for m in (mask, *biases) if m is not None]
             call = kernel_call(q, k, v, masks, causal, eps, k_transposed=not sdpa)
             if isinstance(call, KernelCall):
                 out = self._kernel_forward(call, eps, topk)
@@ -191,7 +198,7 @@ class HJAttentionStep(HJStep):
             self._emit(point, t)
 
         out = gibbs_attention(q, k, v, eps, mask=mask, biases=biases, causal=causal,
-                              k_transposed=not sdpa, emit=emit)
+                              k_transposed=not sdpa, emit=emit, bias_gain=gain, eps0=eps0)
         if topk is not None:
             self._emit("stats", explicit_stats(seen["z"], eps, topk, reason))  # type: ignore[arg-type]
         self._emit("output", out)

@@ -1,6 +1,7 @@
 """Statistics-only observation of an HJAttentionStep: the fused `hj_attention` kernel's outputs.
 
-With z_ij = q_i·k_j/ε + b_ij (−inf = removed key), π_i = softmax(z_i):
+With z_ij = q_i·k_j/ε + (ε₀/ε)·b_ij (−inf = removed key; see attention_bias.py) and
+π_i = softmax(z_i):
 
     lse_i = log Σ_j e^{z_ij},   H_i = lse_i − E_π[z_i],   k_i = #{j : z_ij > −∞}
 
@@ -37,7 +38,7 @@ class AttentionStepStats:
     lse: Tensor  # [B, H, Sq] log-partition of z (fp32, fp64 for fp64 inputs)
     entropy: Tensor  # [B, H, Sq] H(π_i) in nats
     keys: Tensor  # [B, H, Sq] int64 visible keys k_i
-    epsilon: float  # the step's ε (z = q·k/ε + b)
+    epsilon: float  # the step's ε (z = q·k/ε + (ε₀/ε)·b)
     backend: str  # "triton" | "reference" (hj_attention) | "explicit" (matmul / softmax)
     reason: str  # why the explicit path ran ("" when the kernel ran)
     topk_weights: Tensor | None = None  # [B, H, Sq, k] the k largest π_ij (0 past the keys)
@@ -132,7 +133,8 @@ def warn_fallback(where: str, reason: str, on_cuda: bool) -> None:
 
 
 def explicit_stats(z: Tensor, eps: float, topk: int, reason: str) -> AttentionStepStats:
-    """Statistics from explicit logits z [..., Sq, Sk] (ε > 0: z = s/ε + b; ε = 0: raw s).
+    """Statistics from explicit logits z [..., Sq, Sk] (ε > 0: z = s/ε + (ε₀/ε)·b;
+    ε = 0: z₀ = s/ε₀ + b).
 
     ε = 0: π = uniform over the argmax keys, H = log(#ties), lse = +inf (diverges as ε → 0).
     """

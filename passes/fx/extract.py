@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import torch
@@ -13,29 +12,28 @@ __all__ = ["extract_subgraph", "schema_args"]
 
 def extract_subgraph(
     nodes: Sequence[fx.Node], inputs: Sequence[fx.Node], output: fx.Node | tuple[fx.Node, ...],
-    root: torch.nn.Module | None = None, scale_scores: fx.Node | None = None,
+    root: torch.nn.Module | None = None, scale_logits: fx.Node | None = None,
 ) -> fx.GraphModule:
     """nodes (in graph order) → GraphModule(in_0, …, in_{n-1}) returning `output`'s value
     (a tuple of values when `output` is a tuple of nodes).
 
     `root` supplies the attributes of get_attr nodes (none needed when there are none).
-    `scale_scores`: a q·kᵀ node (matmul / bmm / baddbmm) whose product gets multiplied by an
-    extra last input `ratio` (for baddbmm through its alpha, so a fused bias is not scaled).
+    `scale_logits`: a softmax-input node whose value gets multiplied by an extra last input
+    `ratio` = ε₀/ε, removed atoms (−∞ / finfo.min stand-ins) unchanged
+    (hjplug.modules.attention_bias.scale_logits): the whole logit vector, bias included, as a
+    softmax temperature. Its consumers and the output see the scaled value.
     """
+    from hjplug.modules.attention_bias import scale_logits as scale_fn
+
     graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
     for i, n in enumerate(inputs):
         env[n] = graph.placeholder(f"in_{i}")
-    ratio = graph.placeholder("ratio") if scale_scores is not None else None
+    ratio = graph.placeholder("ratio") if scale_logits is not None else None
     for n in nodes:
-        if n is scale_scores and ratio is not None and "baddbmm" in str(n.target):
-            alpha = graph.call_function(operator.mul, (n.kwargs.get("alpha", 1.0), ratio))
-            env[n] = graph.node_copy(n, lambda x: env[x])
-            env[n].kwargs = {**env[n].kwargs, "alpha": alpha}
-            continue
         env[n] = graph.node_copy(n, lambda x: env[x])
-        if n is scale_scores and ratio is not None:
-            env[n] = graph.call_function(operator.mul, (env[n], ratio))
+        if n is scale_logits and ratio is not None:
+            env[n] = graph.call_function(scale_fn, (env[n], ratio))
     graph.output(tuple(env[o] for o in output) if isinstance(output, tuple) else env[output])
     return fx.GraphModule(root if root is not None else torch.nn.Module(), graph)
 

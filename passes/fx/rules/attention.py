@@ -264,10 +264,10 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     core = extract_subgraph(ordered, inputs, pv)
     simple = op_name(qk) in _MATMUL and not any(op_name(n) in _SHAPE for n in chain) and \
         not any(op_name(n) == "masked_fill" for n in chain)
-    # off the identified ε: the same chain with the scores scaled by ε₀/ε (ε > 0); it also
-    # returns the softmax input (the logits z = s/ε + b) for the "scores" / "stats" points
+    # off the identified ε: the same chain with the softmax input z₀ scaled by ε₀/ε (ε > 0, the
+    # bias included: a temperature); it also returns z for the "scores" / "stats" points
     deform = None if simple else extract_subgraph(ordered, inputs, (pv, sm.args[0]),
-                                                  scale_scores=qk)
+                                                  scale_logits=sm.args[0])
     eps = 1.0 / scale if scale > 0 else 1.0
     notes = _region_notes(ctx, path, kt)
     notes += [d for b in biases for d in _describe_mask(b, ctx, path)]

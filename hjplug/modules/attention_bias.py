@@ -1,0 +1,48 @@
+"""Additive attention biases under a deformed ε, in the paper's convention (paper-notes §1, §4).
+
+A head's logits at its identified ε₀ are z₀ = s/ε₀ + b (s = q·k, b the model's mask / position
+bias). Read as an LSE layer, z₀ = (W x + b′)/ε₀ with atoms (W_j, b′_j = ε₀·b_j): the bias is part
+of the initial data, ε is the viscosity. Deforming ε₀ → ε keeps the atoms, so
+
+    z = (W x + b′)/ε = s/ε + (ε₀/ε)·b = z₀·(ε₀/ε)
+
+i.e. ε is a softmax temperature of the whole logit vector (the Hugging Face path does the same),
+and the tropical limit ε → 0 is the hard max of z₀ (bias included). Removed atoms (−∞, or the
+finfo.min stand-ins HF masks use) stay removed and are never rescaled.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["is_removed", "scale_bias", "scale_logits"]
+
+
+def is_removed(b: Tensor) -> Tensor:
+    """Atoms a mask removes: b = −∞, or HF's finite stand-in (≤ half the dtype's minimum)."""
+    if b.is_floating_point():
+        return b <= torch.finfo(b.dtype).min / 2
+    return torch.zeros_like(b, dtype=torch.bool)
+
+
+def _gain(g: float | Tensor, like: Tensor) -> float | Tensor:
+    """A float, or per-head gains [H] shaped [H, 1, 1] for [..., H, Tq, Tk] tensors."""
+    if isinstance(g, Tensor):
+        return g.to(device=like.device, dtype=like.dtype).view(-1, 1, 1)
+    return g
+
+
+def scale_bias(b: Tensor, gain: float | Tensor) -> Tensor:
+    """(ε₀/ε)·b for a float bias (gain a float, or one per head [H]); removed atoms unchanged,
+    bool masks unchanged."""
+    if b.dtype == torch.bool or (not isinstance(gain, Tensor) and gain == 1.0):
+        return b
+    return torch.where(is_removed(b), b, b * _gain(gain, b))
+
+
+def scale_logits(z: Tensor, ratio: float) -> Tensor:
+    """z₀·ratio (ratio = ε₀/ε) for a replayed chain's softmax input; removed atoms unchanged."""
+    if ratio == 1.0:
+        return z
+    return torch.where(is_removed(z), z, z * ratio)
