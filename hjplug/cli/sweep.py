@@ -15,9 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep", help="deform ε → λ·ε over a grid: entropy per head, monotonicity check, folds",
         description="For each λ (log grid), run the model with ε_h → λ·ε_h on the chosen "
-        "layers/heads; report the mean entropy per head, check ∂H/∂ε ≥ 0 at fixed inputs (a "
-        "violation is a bug) and find fold bifurcations (basin merges) of one head's "
-        "attribution landscape. Default model: the bundled all-MiniLM-L6-v2.")
+        "layers/heads; report the mean entropy per head, and each head's own response at the "
+        "undeformed inputs (one forward, every λ in one entropy_sweep pass); check ∂H/∂ε ≥ 0 "
+        "at fixed inputs (a violation is a bug) and find fold bifurcations (basin merges) of "
+        "one head's attribution landscape. Default model: the bundled all-MiniLM-L6-v2.")
     add_model_argument(p, help="as for `hjplug stats`")
     add_text_argument(p, help="sentence to tokenize")
     p.add_argument("--scales", default="0.01:10:40",
@@ -25,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", default=None, help="comma-separated attention block indices")
     p.add_argument("--heads", default=None, help="comma-separated head indices")
     p.add_argument("--no-folds", action="store_true", help="skip the fold scan")
+    p.add_argument("--no-fixed", action="store_true",
+                   help="skip the fixed-input curves (each head's own response at the "
+                   "undeformed inputs, all λ in one entropy_sweep pass)")
     p.add_argument("--plot", default=None, help="write a PNG of H/log k against λ")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -65,18 +69,25 @@ def run(args: argparse.Namespace) -> int:
     layers, heads = _ints(args.layers, "--layers"), _ints(args.heads, "--heads")
     loaded = load(args.model, text=args.text)
     sw = sweep(loaded.model, loaded.inputs, scales, layers=layers, heads=heads,
-               folds=not args.no_folds, progress=None if not args.json else False)
+               folds=not args.no_folds, progress=None if not args.json else False,
+               fixed_inputs=not args.no_fixed)
     if args.plot:
         sw.plot(args.plot)
     if args.json:
         def clean(x: float) -> float | None:
             return x if math.isfinite(x) else None
+
+        def grid(t: object) -> object:
+            if t is None:
+                return None
+            return [[[clean(v) for v in row] for row in s] for s in t.tolist()]  # type: ignore[attr-defined]
         print(json.dumps({
             "model": loaded.name, "scales": sw.scales.tolist(), "layers": list(sw.layers),
             "heads": None if sw.heads is None else list(sw.heads), "paths": list(sw.paths),
             "entropy": [[[clean(v) for v in row] for row in s] for s in sw.entropy.tolist()],
-            "normalized_entropy": [[[clean(v) for v in row] for row in s]
-                                   for s in sw.normalized_entropy.tolist()],
+            "normalized_entropy": grid(sw.normalized_entropy),
+            "fixed_entropy": grid(sw.fixed_entropy),
+            "fixed_normalized_entropy": grid(sw.fixed_normalized_entropy),
             "monotonicity": {"checked": sw.checked, "violations": len(sw.violations)},
             "folds": [{"eps": f.eps, "eps_lo": f.eps_lo, "eps_hi": f.eps_hi,
                        "minima_before": f.minima_before, "minima_after": f.minima_after,
@@ -87,17 +98,22 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     out = Console()
-    t = Table(title=f"ε-sweep — {loaded.name}: mean H/log k per block (heads averaged)")
-    t.add_column("λ", justify="right")
-    for i in sw.layers:
-        t.add_column(f"layers.{i}", justify="right")
-    for s, lam in enumerate(sw.scales.tolist()):
-        row = [f"{lam:.3g}"]
+    tables = [("the deformed model", sw.normalized_entropy)]
+    if sw.fixed_normalized_entropy is not None:
+        tables.append(("fixed inputs: each head's own response", sw.fixed_normalized_entropy))
+    for what, values in tables:
+        t = Table(title=f"ε-sweep — {loaded.name}: mean H/log k per block (heads averaged), "
+                  f"{what}")
+        t.add_column("λ", justify="right")
         for i in sw.layers:
-            vals = [v for v in sw.normalized_entropy[s, i].tolist() if math.isfinite(v)]
-            row.append(f"{sum(vals) / len(vals):.3f}" if vals else "—")
-        t.add_row(*row)
-    out.print(t)
+            t.add_column(f"layers.{i}", justify="right")
+        for s, lam in enumerate(sw.scales.tolist()):
+            row = [f"{lam:.3g}"]
+            for i in sw.layers:
+                vals = [v for v in values[s, i].tolist() if math.isfinite(v)]
+                row.append(f"{sum(vals) / len(vals):.3f}" if vals else "—")
+            t.add_row(*row)
+        out.print(t)
     status = "[green]ok[/]" if sw.ok else f"[red]{len(sw.violations)} violations (bug)[/]"
     out.print(f"monotonicity ∂H/∂ε ≥ 0 at fixed inputs: {sw.checked} (row, step) checks — "
               f"{status}")

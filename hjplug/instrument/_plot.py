@@ -1,28 +1,35 @@
-"""Sweep plot (matplotlib, Agg): mean H/log k against λ per chosen head; folds marked."""
+"""Sweep plot (matplotlib, Agg, no pyplot state): mean H/log k against λ per chosen head —
+solid: the deformed model; dashed, same colour: the head at fixed (undeformed) inputs; folds
+marked. Written atomically."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 __all__ = ["plot_sweep"]
 
 
 def plot_sweep(sw: Any, path: str) -> str:
-    import matplotlib
+    from hjplug.paper._common import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, (ax,) = new_figure(1, width=7.0, height=4.2)
     lam = sw.scales.tolist()
+    fixed = getattr(sw, "fixed_normalized_entropy", None)
+    colours = [f"C{i}" for i in range(10)]
+    n = 0
     for i in sw.layers:
         heads = sw.heads if sw.heads is not None else range(sw.entropy.shape[2])
         for h in heads:
             y = sw.normalized_entropy[:, i, h].tolist()
             if all(math.isnan(v) for v in y):
                 continue
-            ax.plot(lam, y, lw=0.8, alpha=0.7)
+            c = colours[n % len(colours)]
+            n += 1
+            ax.plot(lam, y, lw=0.8, alpha=0.7, color=c)
+            if fixed is not None:
+                ax.plot(lam, fixed[:, i, h].tolist(), lw=0.8, alpha=0.7, color=c, ls="--")
     if sw.folds and sw.fold_scan is not None:
         e0 = sw.fold_scan.eps[0] / lam[0]  # ε_h of the fold head
         for f in sw.folds:
@@ -32,9 +39,8 @@ def plot_sweep(sw: Any, path: str) -> str:
     ax.set_xscale("log")
     ax.set_xlabel("λ (ε_h → λ·ε_h)")
     ax.set_ylabel("mean H(π)/log k")
+    what = "solid: deformed model; dashed: fixed inputs" if fixed is not None else ""
     ax.set_title(f"ε-sweep: {len(sw.layers)} blocks; {len(sw.folds)} folds; "
-                 f"{len(sw.violations)} monotonicity violations")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                 f"{len(sw.violations)} monotonicity violations\n{what}".rstrip(), fontsize=10)
+    save_figure(fig, Path(path))
     return path

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
 from hjplug.instrument._sweep_hf import resolve_heads
+from hjplug.instrument.fixed_curve import FixedCurve, entropy_of_logits
 from hjplug.instrument.sweep import Block, fold_inputs, fold_scan, run_model
 
 __all__ = ["FXDriver"]
@@ -84,6 +85,28 @@ class FXDriver:
                 stack.callback(step.observe("scores", obs(i)).remove)
             run_model(self.model, inputs)
         return got
+
+    def fixed_curve(self, inputs: Any, lam: list[float]) -> FixedCurve:
+        """Entropies of the chosen steps at λ = 1 inputs, for every λ, from their logits z₀
+        (the "scores" point; see fixed_curve.py)."""
+        from hjplug.instrument.context import deform
+        from hjplug.modules.attention_stats import removed_to_inf
+
+        out: FixedCurve = {}
+
+        def grab(i: int) -> Any:
+            def fn(step: Any, point: str, z: Tensor) -> None:
+                z4 = removed_to_inf(z.detach()).reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+                out[i] = entropy_of_logits(z4.to(torch.promote_types(z4.dtype, torch.float32)),
+                                           lam)
+            return fn
+
+        with ExitStack() as stack:
+            stack.enter_context(deform(self.model, 1.0, self.chosen, self.heads))
+            for i in self.chosen:
+                stack.callback(self.steps[i][1].observe("scores", grab(i)).remove)
+            run_model(self.model, inputs)
+        return out
 
     def folds(self, inputs: Any, lam: list[float], fold_head: tuple[int, int] | None,
               fold_queries: tuple[int, int] | None) -> tuple[Any, Any, str]:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument.fixed_curve import FixedCurve, entropy_of_logits, entropy_of_qk
 from hjplug.instrument.sweep import Block, fold_inputs, fold_scan, run_model
 
 __all__ = ["HFDriver", "resolve_heads", "resolve_layers"]
@@ -108,6 +109,31 @@ class HFDriver:
                 st.enter_context(tap({self.blocks[i][1]: probe(i) for i in self.chosen}))
             run_model(self.model, inputs)
         return {i: (*v, probes.get(i)) for i, v in got.items()}
+
+    def fixed_curve(self, inputs: Any, lam: list[float]) -> FixedCurve:
+        """Entropies of the chosen blocks at λ = 1 inputs, for every λ (see fixed_curve.py):
+        the q·kᵀ form when a call has no mask, bias or soft-cap, else its logits z₀."""
+        from hjplug.instrument._tap import tap
+        from hjplug.integrations.huggingface import deform
+        from hjplug.integrations.huggingface.attention_math import attention_logits
+
+        out: FixedCurve = {}
+
+        def grab(i: int) -> Any:
+            def fn(call: Any) -> None:
+                k, _, bias, causal = call._prepared()
+                if bias is None and call.softcap is None:
+                    out[i] = entropy_of_qk(call.query, k, call.scale, causal, lam)
+                else:
+                    z0 = attention_logits(call.query, k, bias, call.scale, causal, call.softcap)
+                    out[i] = entropy_of_logits(z0, lam)
+            return fn
+
+        with ExitStack() as st:
+            st.enter_context(deform(self.model, 1.0, self.chosen, self.heads))
+            st.enter_context(tap({self.blocks[i][1]: grab(i) for i in self.chosen}))
+            run_model(self.model, inputs)
+        return out
 
     def folds(self, inputs: Any, lam: list[float], fold_head: tuple[int, int] | None,
               fold_queries: tuple[int, int] | None) -> tuple[Any, Any, str]:

@@ -138,6 +138,8 @@ class SweepResult:
 
     entropy / normalized_entropy [S, L, H]: mean over rows (k ≥ 2, finite) of the deformed
     model's H(π_i) and H/log k_i (NaN for heads a block lacks); epsilon [S, L, H] the ε_h used.
+    fixed_entropy / fixed_normalized_entropy [S, L, H]: the same means for each chosen head at
+    the undeformed inputs (its own temperature response; None when not computed).
     violations: fixed-input monotonicity failures (must be empty); checked: rows × steps checked.
     folds: basin merges of the attribution landscape of `fold_source` (see hjplug.landscape).
     """
@@ -156,6 +158,8 @@ class SweepResult:
     fold_source: str = ""
     nan_rows: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    fixed_entropy: Tensor | None = None
+    fixed_normalized_entropy: Tensor | None = None
 
     @property
     def ok(self) -> bool:
@@ -163,13 +167,16 @@ class SweepResult:
         return not self.violations
 
     def to_dataframe(self) -> Any:
-        """Long table: scale, layer, head, epsilon, entropy, normalized_entropy (needs pandas)."""
+        """Long table: scale, layer, head, epsilon, entropy, normalized_entropy and, when
+        computed, fixed_entropy / fixed_normalized_entropy (needs pandas)."""
         from hjplug.instrument._frames import frame
 
         S, L, H = self.entropy.shape
-        cols: dict[str, list[Any]] = {k: [] for k in ("scale", "layer", "path", "head",
-                                                       "epsilon", "entropy",
-                                                       "normalized_entropy")}
+        names = ["scale", "layer", "path", "head", "epsilon", "entropy", "normalized_entropy"]
+        fixed = self.fixed_entropy is not None and self.fixed_normalized_entropy is not None
+        if fixed:
+            names += ["fixed_entropy", "fixed_normalized_entropy"]
+        cols: dict[str, list[Any]] = {k: [] for k in names}
         for s in range(S):
             for layer in range(L):
                 for h in range(H):
@@ -180,6 +187,12 @@ class SweepResult:
                     cols["epsilon"].append(float(self.epsilon[s, layer, h]))
                     cols["entropy"].append(float(self.entropy[s, layer, h]))
                     cols["normalized_entropy"].append(float(self.normalized_entropy[s, layer, h]))
+                    if fixed:
+                        assert self.fixed_entropy is not None
+                        assert self.fixed_normalized_entropy is not None
+                        cols["fixed_entropy"].append(float(self.fixed_entropy[s, layer, h]))
+                        cols["fixed_normalized_entropy"].append(
+                            float(self.fixed_normalized_entropy[s, layer, h]))
         return frame(cols, "SweepResult.to_dataframe")
 
     def plot(self, path: str) -> str:

@@ -86,14 +86,17 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
           layers: Sequence[int] | int | None = None, heads: Sequence[int] | int | None = None,
           folds: bool = True, fold_head: tuple[int, int] | None = None,
           fold_queries: tuple[int, int] | None = None, tol: float = 1e-5, strict: bool = False,
-          progress: bool | Progress | None = None) -> SweepResult:
+          progress: bool | Progress | None = None, fixed_inputs: bool = True) -> SweepResult:
     """Sweep ε → λ·ε (λ in `scales`) on `layers` × `heads` (None = all); see module docstring.
 
-    HF models: per head; FX-converted models: per block (heads must be None).
+    HF models and FX-converted models, per block or per chosen head.
+    fixed_inputs=True adds each chosen head's curve at the undeformed inputs (one more forward,
+    every λ in one `hjplug.kernels.entropy_sweep` pass; monotonicity checked over the grid).
     strict=True raises HJPlugError on a monotonicity violation (else a warning + `violations`).
     """
     from hjplug.instrument._fx import is_fx
     from hjplug.instrument._hf import is_hf
+    from hjplug.instrument.fixed_curve import FixedCurve, curves
 
     lam = check_scales(scales)
     if not (isinstance(tol, int | float) and tol >= 0):
@@ -114,6 +117,7 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
     means: list[dict[int, tuple[list[float], list[float], list[float]]]] = []
     violations: list[MonotonicityViolation] = []
     checked, nan_rows = 0, 0
+    fixed_blocks: FixedCurve | None = None
     try:
         with ExitStack() as stack:
             driver.enter(stack)
@@ -141,12 +145,15 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
                                 float(e0[b, q]), float(e1[b, q])))
                 means.append(row)
                 step(s + 1, S)
+            if fixed_inputs:
+                fixed_blocks = driver.fixed_curve(inputs, lam)
             fold_out: tuple[Any, Any, str] = ((), None, "")
             if folds:
                 fold_out = driver.folds(inputs, lam, fold_head, fold_queries)
     finally:
         stop()
     Hmax = max((len(v[0]) for row in means for v in row.values()), default=1)
+    Hmax = max([Hmax, *(e.shape[1] for e, _ in (fixed_blocks or {}).values())])
     ent = torch.full((S, L, Hmax), math.nan, dtype=torch.float64)
     nent, eps_t = ent.clone(), ent.clone()
     for s, row in enumerate(means):
@@ -154,6 +161,12 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
             ent[s, i, :len(m)] = torch.tensor(m, dtype=torch.float64)
             nent[s, i, :len(n)] = torch.tensor(n, dtype=torch.float64)
             eps_t[s, i, :len(ev)] = torch.tensor(ev, dtype=torch.float64)
+    fixed_ent = fixed_nent = None
+    if fixed_blocks is not None:
+        fixed_ent, fixed_nent, more, n_fixed = curves(fixed_blocks, driver.heads_of, lam,
+                                                      driver.paths, (S, L, Hmax), tol)
+        violations += more
+        checked += n_fixed
     if violations:
         msg = (f"{_WHERE}: entropy decreased with ε at fixed inputs in {len(violations)} "
                f"(row, step) pairs (first: {violations[0]}). ∂H/∂ε = Var_π(z)/ε³ ≥ 0 forbids "
@@ -166,7 +179,8 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
         epsilon=eps_t, layers=tuple(driver.chosen), heads=driver.heads,
         paths=tuple(driver.paths), violations=tuple(violations), checked=checked,
         folds=tuple(fold_out[0]), fold_scan=fold_out[1], fold_source=fold_out[2],
-        nan_rows=nan_rows, notes=tuple(driver.notes))
+        nan_rows=nan_rows, notes=tuple(driver.notes), fixed_entropy=fixed_ent,
+        fixed_normalized_entropy=fixed_nent)
 
 
 def fold_scan(K: Tensor, qa: Tensor, qb: Tensor, eps_grid: list[float]) -> Any:

@@ -13,7 +13,8 @@ from torch import Tensor
 
 from hjplug.kernels.reference.topk import topk_weights
 
-__all__ = ["combine_bias", "eager_attention", "topk_weights", "visible_counts", "visible_mask"]
+__all__ = ["attention_logits", "combine_bias", "eager_attention", "topk_weights", "visible_counts",
+           "visible_mask"]
 
 
 def combine_bias(mask: Tensor | None, position_bias: Tensor | None, dtype: torch.dtype
@@ -57,17 +58,14 @@ def visible_counts(bias: Tensor | None, causal: bool, shape: tuple[int, int, int
     return visible_mask(bias, causal, Sq, Sk, device).sum(-1).expand(B, H, Sq).to(torch.long)
 
 
-def eager_attention(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None,
-                    scale: float, causal: bool, lam: Tensor | None, softcap: float | None,
-                    drop: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Readable matmul / softmax / matmul: (out [B,H,Sq,Dv], lse, entropy, keys [B,H,Sq],
-    π [B,H,Sq,Sk], max_j s_ij [B,H,Sq]). Soft-cap c·tanh(s/c); λ_h = 0: π uniform over argmax."""
+def attention_logits(query: Tensor, key: Tensor, bias: Tensor | None, scale: float,
+                     causal: bool, softcap: float | None) -> Tensor:
+    """The undeformed logits z₀ = scale·q·kᵀ (soft-capped) + bias, removed keys −inf:
+    [B, H, Sq, Sk] in fp32 at least (grouped-query keys expanded; causal bottom-right)."""
     B, H, Sq, _ = query.shape
     Hk, Sk = key.shape[1], key.shape[2]
     ct = torch.float32 if query.dtype in (torch.float16, torch.bfloat16) else query.dtype
-    g = H // Hk
-    k = key[:, :, None].expand(B, Hk, g, Sk, key.shape[-1]).reshape(B, H, Sk, -1)
-    v = value[:, :, None].expand(B, Hk, g, Sk, value.shape[-1]).reshape(B, H, Sk, -1)
+    k = key[:, :, None].expand(B, Hk, H // Hk, Sk, key.shape[-1]).reshape(B, H, Sk, -1)
     s = scale * (query.to(ct) @ k.to(ct).transpose(-1, -2))  # [B, H, Sq, Sk]
     if softcap is not None:
         s = softcap * torch.tanh(s / softcap)  # not an LSE transform: heads are structural
@@ -76,6 +74,19 @@ def eager_attention(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | No
     if causal:
         i = torch.arange(Sq, device=s.device).unsqueeze(1) + (Sk - Sq)
         s = s.masked_fill(torch.arange(Sk, device=s.device).unsqueeze(0) > i, float("-inf"))
+    return s
+
+
+def eager_attention(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None,
+                    scale: float, causal: bool, lam: Tensor | None, softcap: float | None,
+                    drop: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Readable matmul / softmax / matmul: (out [B,H,Sq,Dv], lse, entropy, keys [B,H,Sq],
+    π [B,H,Sq,Sk], max_j s_ij [B,H,Sq]). Soft-cap c·tanh(s/c); λ_h = 0: π uniform over argmax."""
+    B, H = query.shape[:2]
+    Hk, Sk = key.shape[1], key.shape[2]
+    ct = torch.float32 if query.dtype in (torch.float16, torch.bfloat16) else query.dtype
+    v = value[:, :, None].expand(B, Hk, H // Hk, Sk, value.shape[-1]).reshape(B, H, Sk, -1)
+    s = attention_logits(query, key, bias, scale, causal, softcap)  # [B, H, Sq, Sk]
     finite = torch.isfinite(s)
     keys = finite.sum(-1)  # [B, H, Sq]
     smax = s.amax(-1, keepdim=True)  # [B, H, Sq, 1]
