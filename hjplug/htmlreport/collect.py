@@ -190,7 +190,7 @@ def collect(loaded: Any, *, model_source: str | None = None, query: int | None =
         data.fold_head = head
         data.fold = hjplug.sweep(loaded.model, loaded.inputs, list(fold_scales),
                                  layers=[head[0]], heads=[head[1]], folds=True,
-                                 fold_head=head, progress=False)
+                                 fold_head=head, progress=False, fixed_inputs=False)
 
     def do_attribution() -> None:
         head = data.focused

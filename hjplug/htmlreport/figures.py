@@ -81,7 +81,8 @@ def depth(d: ReportData) -> bytes | None:
 
 
 def sweep_curves(d: ReportData) -> bytes | None:
-    """H/log k against ε for the most / least focused heads; per head: dotted = its own ε_h,
+    """H/log k against ε for the most / least focused heads (open squares: the head alone at
+    fixed inputs); per head: dotted = its own ε_h,
     dashed = empirical ε*_½ (H/log k = ½), dash-dot = the paper's ε* = N^{−1/d}·|q|·R."""
     sw = d.sweep
     if sw is None or d.focused is None or d.diffuse is None:
@@ -95,6 +96,9 @@ def sweep_curves(d: ReportData) -> bytes | None:
         eps = sw.epsilon[:, li, h].tolist()
         y = sw.normalized_entropy[:, li, h].tolist()
         ax.plot(eps, y, "o-", color=color, label=f"{label}: layer {li} head {h}")
+        if sw.fixed_normalized_entropy is not None:
+            ax.plot(eps, sw.fixed_normalized_entropy[:, li, h].tolist(), "s-", color=color,
+                    lw=0.8, alpha=0.55, mfc="none", label="  the same head at fixed inputs")
         native = [e for e, s in zip(eps, sw.scales.tolist(), strict=True) if s == 1.0]
         if native:
             ax.axvline(native[0], color=color, ls=":", lw=0.8)

@@ -95,7 +95,9 @@ _CAPTIONS = {
                        "> 0.66).",
     "entropy_depth": "Mean (and min … max over heads) of H(π)/log k per layer: depth = HJ time, "
                      "one attention step per layer.",
-    "eps_sweep": "ε → λ·ε_h for the most and least focused heads. Dotted: the model's own "
+    "eps_sweep": "ε → λ·ε_h for the most and least focused heads (circles: the deformed "
+                 "model, whose later layers see moved inputs; open squares: the head alone at "
+                 "the undeformed inputs, its own temperature response). Dotted: the model's own "
                  "ε_h. Dashed: the empirical crossover ε*½ where H/log k = 1/2. Dash-dot: the "
                  "paper's ε* = N^(−1/d) in the head's units, ε* = N^(−1/d)·|q|·R (k_j = m + R·y_j "
                  "with R the RMS radius of the N visible keys about their centroid m, so "
@@ -108,14 +110,17 @@ _CAPTIONS = {
                    "the most focused head.",
 }
 
-_SCALE_NOTE = ("ε*½: where the head's mean H/log k crosses 1/2 on the sweep. Paper ε*: "
+_SCALE_NOTE = ("ε*½: where the head's mean H/log k crosses 1/2 on the sweep (deformed model; "
+               "fixed inputs: the head alone at the undeformed inputs, the reading the paper's "
+               "ε* describes). Paper ε*: "
                "ε′* = N^(−1/d) for the dimensionless viscosity ε′ = ε/(|q|·R) of the heat-kernel "
                "reading q·k_j/ε = −|q̂ − y_j|²/(2ε′) + g_j + const, k_j = m + R·y_j; N visible "
                "keys, d the participation ratio of their covariance; per query, geometric mean. "
                "λ = ε/ε_h.")
 _HEADERS = ("path", "kind", "Hamiltonian", "ε", "time step", "exactness", "evidence")
-SCALE_HEADERS = ("head", "layer, head", "ε_h", "empirical ε*½ (λ)", "paper ε* = N^(−1/d)·|q|·R "
-                 "(λ*)", "N", "d (participation ratio)", "mean |q|", "R (RMS key radius)")
+SCALE_HEADERS = ("head", "layer, head", "ε_h", "empirical ε*½ (λ)", "fixed-input ε*½ (λ)",
+                 "paper ε* = N^(−1/d)·|q|·R (λ*)", "N", "d (participation ratio)", "mean |q|",
+                 "R (RMS key radius)")
 
 
 def scale_rows(d: ReportData) -> list[tuple[str, ...]]:
@@ -133,7 +138,12 @@ def scale_rows(d: ReportData) -> list[tuple[str, ...]]:
         paper = ("—", "—", "—", "—", "—") if ps is None else (
             f"{_fmt(ps.eps_star)} ({_fmt(ps.lam_star)})", f"{ps.n_keys:.4g}", f"{ps.dim:.3g}",
             f"{ps.q_norm:.3g}", f"{ps.radius:.3g}")
-        rows.append((label, f"{li}, {h}", _fmt(eh), f"{_fmt(es)} ({_fmt(es / eh)})", *paper))
+        fixed = "—"
+        if sw.fixed_normalized_entropy is not None:
+            ef = eps_star(eps, sw.fixed_normalized_entropy[:, li, h].tolist())
+            fixed = f"{_fmt(ef)} ({_fmt(ef / eh)})"
+        rows.append((label, f"{li}, {h}", _fmt(eh), f"{_fmt(es)} ({_fmt(es / eh)})", fixed,
+                     *paper))
     return rows
 
 
