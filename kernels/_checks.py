@@ -44,6 +44,8 @@ def check_attention(
         if not t.is_floating_point():
             raise InvalidArgumentError(name, "a floating-point tensor", t, where=where)
     B, H, _, D = q.shape
+    if H == 0:
+        raise InvalidArgumentError("q", "at least one head (H ≥ 1)", q, where=where)
     if k.shape[0] != B or k.shape[-1] != D:
         raise InvalidArgumentError("k", f"[B={B}, Hk, Sk, D={D}] matching q", k, where=where)
     if v.shape[:3] != k.shape[:3]:
@@ -92,8 +94,11 @@ def check_hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int,
         raise InvalidArgumentError("W", f"a 2-D tensor [N, d={x.shape[1]}]", W, where=where)
     if not isinstance(b, Tensor) or b.shape != (W.shape[0],):
         raise InvalidArgumentError("b", f"a 1-D tensor [N={W.shape[0]}]", b, where=where)
-    if W.dtype != x.dtype or b.device != x.device or W.device != x.device:
+    if W.dtype != x.dtype or W.device != x.device:
         raise InvalidArgumentError("W", f"dtype {x.dtype} on {x.device} like x", W, where=where)
+    if not b.is_floating_point() or b.device != x.device:
+        raise InvalidArgumentError("b", f"a floating-point tensor on {x.device} like x", b,
+                                   where=where)
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 0:
         raise InvalidArgumentError("topk", "an int ≥ 0", topk, where=where)
     return _positive_float("eps", eps, where)
@@ -103,9 +108,18 @@ def check_eps_values(eps: Tensor | list[float] | tuple[float, ...],
                      where: str = "hjplug.kernels.entropy_sweep") -> list[float]:
     """Return the K values of ε as Python floats, each finite and > 0 (no tensor ops: this runs
     at capture time too)."""
-    vals = eps.detach().cpu().reshape(-1).tolist() if isinstance(eps, Tensor) else list(eps)
     try:
-        out = [float(e) for e in vals]
+        if isinstance(eps, Tensor):
+            vals = eps.detach().cpu().reshape(-1).tolist()
+        elif isinstance(eps, int | float) and not isinstance(eps, bool):
+            vals = [eps]  # one ε
+        elif isinstance(eps, str | bytes):
+            raise TypeError
+        else:
+            vals = list(eps)
+        out = [float(e) for e in vals if not isinstance(e, bool | str | bytes)]
+        if len(out) != len(vals):
+            raise TypeError
     except (TypeError, ValueError):
         out = []
     if not out or not all(math.isfinite(e) and e > 0 for e in out):

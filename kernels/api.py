@@ -22,7 +22,9 @@ def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
 
     q [B, H, Sq, D]; k, v [B, Hk, Sk, D] with Hk | H (grouped-query); scale defaults to 1/√D;
     bias broadcastable to [B, H, Sq, Sk] (additive float, −inf = removed; or bool, True = keep);
-    causal aligned bottom-right (KV cache); window w keeps |i − j| < w (j ≤ i when causal).
+    causal aligned bottom-right (KV cache); window w keeps |i + Sk − Sq − j| < w (query i at
+    absolute position i + Sk − Sq; j ≤ i + Sk − Sq when causal). Top-k among exactly equal
+    weights: the Triton kernel keeps the lowest key index, the reference twin torch.topk's order.
     """
     scale_f, win = check_attention(q, k, v, scale, bias, window, topk)
     out, lse, ent, tw, ti = ops.hj_attention_op(q, k, v, bias, scale_f, bool(causal), win, topk)

@@ -25,18 +25,27 @@ CHUNK_ELEMENTS = 1 << 24
 
 def check_sweep(logits: Tensor | None, q: Tensor | None, k: Tensor | None,
                 where: str = "hjplug.kernels.entropy_sweep") -> None:
-    if (logits is None) == (q is None or k is None):
+    if (q is None) != (k is None):
+        raise InvalidArgumentError("q, k", "both q and k (the q·kᵀ form), or neither",
+                                   "only q" if k is None else "only k", where=where)
+    if (logits is None) == (q is None):
         raise InvalidArgumentError("logits / q, k", "either logits, or both q and k",
                                    "both" if logits is not None else "neither", where=where)
     if logits is not None and (not isinstance(logits, Tensor) or logits.dim() < 1
                                or not logits.is_floating_point()):
         raise InvalidArgumentError("logits", "a floating-point tensor [..., N]", logits,
                                    where=where)
-    if q is not None and k is not None and (
-            q.dim() != 4 or k.dim() != 4 or k.shape[0] != q.shape[0]
-            or k.shape[-1] != q.shape[-1] or q.shape[1] % k.shape[1] != 0):
-        raise InvalidArgumentError("q, k", "[B, H, Sq, D] and [B, Hk, Sk, D] with Hk | H",
-                                   f"{tuple(q.shape)} and {tuple(k.shape)}", where=where)
+    if q is not None and k is not None:
+        if not (isinstance(q, Tensor) and isinstance(k, Tensor)) or q.dim() != 4 or \
+                k.dim() != 4 or k.shape[0] != q.shape[0] or k.shape[-1] != q.shape[-1] or \
+                k.shape[1] == 0 or q.shape[1] % k.shape[1] != 0:
+            raise InvalidArgumentError("q, k", "[B, H, Sq, D] and [B, Hk, Sk, D] with Hk ≥ 1 "
+                                       "dividing H", f"{getattr(q, 'shape', q)} and "
+                                       f"{getattr(k, 'shape', k)}", where=where)
+        if not q.is_floating_point() or q.dtype != k.dtype or q.device != k.device:
+            raise InvalidArgumentError("q, k", "floating-point tensors of one dtype on one "
+                                       "device", f"{q.dtype} on {q.device} and {k.dtype} on "
+                                       f"{k.device}", where=where)
 
 
 def entropy_sweep(logits: Tensor | None = None, eps: Tensor | list[float] = (1.0,), *,

@@ -30,9 +30,10 @@ def _sweep_update(z, m, lsum, a, c):
     """Fold a [BR, BN] tile of logits z (−inf = removed) into (m [BR], lsum, a [BR, KP])."""
     m_new = tl.maximum(m, tl.max(z, 1))  # [BR]
     d = (z - m_new[:, None])[:, :, None] * c[None, None, :]  # [BR, BN, KP]
-    d = tl.maximum(d, -1.0e4)  # removed atoms: 2^d = 0, 0·d = 0
+    d = tl.where(d < -1.0e4, -1.0e4, d)  # removed atoms: 2^d = 0, 0·d = 0; NaN stays NaN
     p = tl.math.exp2(d)
-    dm = tl.maximum((m - m_new)[:, None] * c[None, :], -1.0e4)  # [BR, KP]
+    dm = (m - m_new)[:, None] * c[None, :]  # [BR, KP]
+    dm = tl.where(dm < -1.0e4, -1.0e4, dm)
     alpha = tl.math.exp2(dm)
     a = alpha * (a + lsum * dm) + tl.sum(p * d, 1)
     lsum = alpha * lsum + tl.sum(p, 1)
@@ -42,7 +43,7 @@ def _sweep_update(z, m, lsum, a, c):
 @triton.jit
 def _sweep_store(ENT, rows, R, K, lsum, a, KP: tl.constexpr):
     kk = tl.arange(0, KP)
-    seen = lsum > 0
+    seen = (lsum > 0) | (lsum != lsum)  # a NaN score makes the row NaN, not empty
     l_safe = tl.where(seen, lsum, 1.0)
     h = tl.where(seen, (tl.math.log2(l_safe) - a / l_safe) * 0.6931471805599453, 0.0)
     tl.store(ENT + rows[:, None] * K + kk[None, :], h,
@@ -86,11 +87,12 @@ def _sweep_logits_kouter(Z, C, ENT, R, N, K, szr, szn,
             cols = n0 + tl.arange(0, BLOCK_N)
             z = tl.load(base + cols[None, :] * szn,
                         mask=(rows[:, None] < R) & (cols[None, :] < N), other=float("-inf"))
-            d = tl.maximum((z.to(tl.float32) - m[:, None]) * c, -1.0e4)
+            d = (z.to(tl.float32) - m[:, None]) * c
+            d = tl.where(d < -1.0e4, -1.0e4, d)  # NaN stays NaN
             p = tl.math.exp2(d)
             lsum += tl.sum(p, 1)
             a += tl.sum(p * d, 1)
-        seen = lsum > 0
+        seen = (lsum > 0) | (lsum != lsum)
         l_safe = tl.where(seen, lsum, 1.0)
         h = tl.where(seen, (tl.math.log2(l_safe) - a / l_safe) * 0.6931471805599453, 0.0)
         tl.store(ENT + rows * K + k, h, mask=rows < R)
@@ -167,8 +169,11 @@ def entropy_sweep_fwd(logits: Tensor | None, eps: Tensor, *, q: Tensor | None = 
     c = (LOG2E / eps.to(torch.float64)).to(device=src.device, dtype=torch.float32)  # [K]
     interp = interpreting()
     if logits is not None:
-        z = logits.reshape(-1, logits.shape[-1])  # [R, N]
-        R, N = z.shape
+        N = logits.shape[-1]
+        R = logits.numel() // N if N else 0
+        if R == 0 or N == 0:  # no rows, or rows without atoms (H = 0)
+            return torch.zeros((*logits.shape[:-1], K), dtype=torch.float32, device=src.device)
+        z = logits.reshape(R, N)  # [R, N]
         ent = new_output((R, K), torch.float32, z.device)
         args = (z, c, ent, R, N, K, z.stride(0), z.stride(1))
         if (method or METHOD) == "kouter":
@@ -183,6 +188,8 @@ def entropy_sweep_fwd(logits: Tensor | None, eps: Tensor, *, q: Tensor | None = 
         return ent.reshape(*logits.shape[:-1], K)
     assert q is not None and k is not None
     B, H, Sq, D = q.shape
+    if B * H * Sq == 0 or k.shape[2] == 0:
+        return torch.zeros((B, H, Sq, K), dtype=torch.float32, device=q.device)
     ent = new_output((B, H, Sq, K), torch.float32, q.device)
     block_d = max(16, next_pow2(D))
     prec = "ieee" if q.dtype == torch.float32 else "tf32"

@@ -26,6 +26,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from hjplug.errors import InvalidArgumentError
 from hjplug.kernels.records import HJAttentionOutput
 from hjplug.kernels.reference.topk import pad_topk
 from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2, num_sms
@@ -79,7 +80,7 @@ def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, 
         m_new = tl.maximum(m_i, tl.max(qk, 1))  # [BM]
         d = qk - m_new[:, None]  # [BM, BN] ≤ 0
         if MASKED or HAS_BIAS:
-            d = tl.maximum(d, -1.0e4)  # −inf → −1e4: 2^d = 0 and 0·d = 0 (no NaN)
+            d = tl.where(d < -1.0e4, -1.0e4, d)  # −inf → −1e4: 2^d = 0, 0·d = 0; NaN stays
         p = tl.math.exp2(d)
         alpha = tl.math.exp2(m_i - m_new)  # m starts at −1e30 (finite): no inf − inf
         a_i = alpha * (a_i + l_i * (m_i - m_new)) + tl.sum(p * d, 1)
@@ -192,7 +193,7 @@ def _hj_attn_fwd(
         BLOCK_N, True, EVEN_D, CAUSAL, HAS_WINDOW, HAS_BIAS, BIAS_ROW, KV_SAME, TOPK, TOPK_PAD,
         DOT_PREC, ROUND_P)
 
-    seen = l_i > 0
+    seen = (l_i > 0) | (l_i != l_i)  # a NaN score makes the row NaN (as the twin), not empty
     l_safe = tl.where(seen, l_i, 1.0)
     log2l = tl.math.log2(l_safe)
     lse = tl.where(seen, (m_i + log2l) * 0.6931471805599453, float("-inf"))
@@ -266,6 +267,16 @@ def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
     return _AUTOTUNED[key]
 
 
+def _no_keys(q: Tensor, topk: int
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Every row without a visible key: out = 0, lse = −inf, H = 0, top-k (0, −1)."""
+    B, H, Sq, D = q.shape
+    lse = torch.full((B, H, Sq), float("-inf"), dtype=torch.float32, device=q.device)
+    tw = lse.new_zeros((B, H, Sq, topk)) if topk else None
+    ti = torch.full((B, H, Sq, topk), -1, dtype=torch.long, device=q.device) if topk else None
+    return q.new_zeros((B, H, Sq, D)), lse, torch.zeros_like(lse), tw, ti
+
+
 def _as_bias(bias: Tensor | None, shape: tuple[int, int, int, int], placeholder: Tensor
              ) -> tuple[Tensor, tuple[int, int, int, int], bool]:
     """(bias broadcast to `shape` without copying, its strides, present?); without a bias the
@@ -301,6 +312,16 @@ def hj_attention_fwd(
     """
     B, H, Sq, D = q.shape
     Hk, Sk = k.shape[1], k.shape[2]
+    if v.shape[-1] != D:
+        raise InvalidArgumentError("v", f"head dim D = {D} like q (the kernel reads v with D "
+                                   "columns; use the reference twin for Dv ≠ D)", v,
+                                   where="hjplug.kernels.triton.hj_attention")
+    if topk > MAX_TOPK:
+        raise InvalidArgumentError("topk", f"≤ {MAX_TOPK} for the Triton kernel (the reference "
+                                   "twin takes any k)", topk,
+                                   where="hjplug.kernels.triton.hj_attention")
+    if Sk == 0 or B * H * Sq == 0:  # nothing to stream: rows with no visible key
+        return _no_keys(q, topk)
     interp = interpreting()
     small_q = Sq <= 16
     bm = 16 if (interp or small_q) else 128

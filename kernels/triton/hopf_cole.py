@@ -38,7 +38,8 @@ def hopf_cole_fwd(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int, *,
                                              round_p=rnd)
     value = lse.view(M) * eps
     return (value, out.view(M, d), ent.view(M),
-            None if tw is None else tw.view(M, -1), None if ti is None else ti.view(M, -1))
+            None if tw is None else tw.view(M, tw.shape[-1]),
+            None if ti is None else ti.view(M, ti.shape[-1]))
 
 
 def round_tf32(t: Tensor) -> Tensor:

@@ -31,10 +31,12 @@ def _merge(OUT, LSE, ENT, OUT_T, LSE_T, ENT_T, R, D, S, sos, sor,
     lse = tl.load(LSE + ss[:, None] * R + rows[None, :], mask=ok, other=float("-inf"))
     ent = tl.load(ENT + ss[:, None] * R + rows[None, :], mask=ok, other=0.0)
     m = tl.max(lse, 0)  # [BR]
-    seen = m > float("-inf")
+    nan = tl.sum(tl.where(lse != lse, 1.0, 0.0), 0) > 0  # a NaN split makes the row NaN
+    seen = (m > float("-inf")) | nan
     m_safe = tl.where(seen, m, 0.0)
     z = tl.sum(tl.exp(lse - m_safe[None, :]), 0)  # [BR]; 0 for a row with no visible key
     tot = tl.where(seen, m_safe + tl.log(tl.where(seen, z, 1.0)), float("-inf"))
+    tot = tl.where(nan, float("nan"), tot)
     tot_safe = tl.where(seen, tot, 0.0)
     logw = lse - tot_safe[None, :]  # [SP, BR]
     w = tl.exp(logw)  # 0 for empty splits
@@ -49,7 +51,7 @@ def _merge(OUT, LSE, ENT, OUT_T, LSE_T, ENT_T, R, D, S, sos, sor,
                     - tot_safe)  # [BR]
         part = tl.load(OUT + s * sos + rows[:, None] * sor + offs_d[None, :], mask=io,
                        other=0.0)
-        acc += tl.where(ws[:, None] > 0, ws[:, None] * part, 0.0)
+        acc += tl.where(ws[:, None] == 0, 0.0, ws[:, None] * part)  # NaN weights propagate
     tl.store(OUT_T + rows[:, None] * D + offs_d[None, :], acc.to(OUT_T.dtype.element_ty), mask=io)
 
 
