@@ -30,10 +30,11 @@ def _sweep_update(z, m, lsum, a, c):
     """Fold a [BR, BN] tile of logits z (−inf = removed) into (m [BR], lsum, a [BR, KP])."""
     m_new = tl.maximum(m, tl.max(z, 1))  # [BR]
     d = (z - m_new[:, None])[:, :, None] * c[None, None, :]  # [BR, BN, KP]
-    d = tl.where(d < -1.0e4, -1.0e4, d)  # removed atoms: 2^d = 0, 0·d = 0; NaN stays NaN
+    # removed atoms: 2^d = 0, 0·d = 0; NaN stays NaN (one max.NaN instruction)
+    d = tl.maximum(d, -1.0e4, propagate_nan=tl.PropagateNan.ALL)
     p = tl.math.exp2(d)
     dm = (m - m_new)[:, None] * c[None, :]  # [BR, KP]
-    dm = tl.where(dm < -1.0e4, -1.0e4, dm)
+    dm = tl.maximum(dm, -1.0e4, propagate_nan=tl.PropagateNan.ALL)
     alpha = tl.math.exp2(dm)
     a = alpha * (a + lsum * dm) + tl.sum(p * d, 1)
     lsum = alpha * lsum + tl.sum(p, 1)
@@ -60,7 +61,7 @@ def _sweep_logits(Z, C, ENT, R, N, K, szr, szn,
     a = tl.zeros([BLOCK_R, KP], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         cols = n0 + tl.arange(0, BLOCK_N)
-        z = tl.load(Z + rows[:, None] * szr + cols[None, :] * szn,
+        z = tl.load(Z + rows.to(tl.int64)[:, None] * szr + cols[None, :] * szn,  # R·N ≥ 2³¹ ok
                     mask=(rows[:, None] < R) & (cols[None, :] < N), other=float("-inf"))
         m, lsum, a = _sweep_update(z.to(tl.float32), m, lsum, a, c)
     _sweep_store(ENT, rows, R, K, lsum, a, KP)
@@ -72,7 +73,7 @@ def _sweep_logits_kouter(Z, C, ENT, R, N, K, szr, szn,
     """Two-level variant: pass 1 finds the row max m; then for each ε_k one more pass over the
     (cache-resident) rows with m fixed, so no rescaling and 2-D tiles with row sums only."""
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    base = Z + rows[:, None] * szr
+    base = Z + rows.to(tl.int64)[:, None] * szr  # 64-bit: R·N may exceed 2³¹
     m = tl.full([BLOCK_R], -1.0e30, dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         cols = n0 + tl.arange(0, BLOCK_N)
@@ -88,7 +89,7 @@ def _sweep_logits_kouter(Z, C, ENT, R, N, K, szr, szn,
             z = tl.load(base + cols[None, :] * szn,
                         mask=(rows[:, None] < R) & (cols[None, :] < N), other=float("-inf"))
             d = (z.to(tl.float32) - m[:, None]) * c
-            d = tl.where(d < -1.0e4, -1.0e4, d)  # NaN stays NaN
+            d = tl.maximum(d, -1.0e4, propagate_nan=tl.PropagateNan.ALL)  # NaN stays NaN
             p = tl.math.exp2(d)
             lsum += tl.sum(p, 1)
             a += tl.sum(p * d, 1)
@@ -104,8 +105,8 @@ def _sweep_qk(Q, Kt, C, ENT, H, Sq, Sk, D, K, GROUP, offset,
               BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
               KP: tl.constexpr, CAUSAL: tl.constexpr, DOT_PREC: tl.constexpr):
     pid_bh = tl.program_id(1)
-    b = pid_bh // H
-    h = pid_bh % H
+    b = (pid_bh // H).to(tl.int64)  # 64-bit base offsets
+    h = (pid_bh % H).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     offs_d = tl.arange(0, BLOCK_D)
     q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd,
@@ -128,7 +129,7 @@ def _sweep_qk(Q, Kt, C, ENT, H, Sq, Sk, D, K, GROUP, offset,
             ok = ok & (cols[None, :] <= offs_m[:, None] + offset)
         z = tl.where(ok, z, float("-inf"))
         m, lsum, a = _sweep_update(z, m, lsum, a, c)
-    _sweep_store(ENT + pid_bh * Sq * K, offs_m, Sq, K, lsum, a, KP)
+    _sweep_store(ENT + pid_bh.to(tl.int64) * Sq * K, offs_m, Sq, K, lsum, a, KP)
 
 
 _AUTOTUNED: dict[str, object] = {}

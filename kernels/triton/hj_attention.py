@@ -80,7 +80,8 @@ def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, 
         m_new = tl.maximum(m_i, tl.max(qk, 1))  # [BM]
         d = qk - m_new[:, None]  # [BM, BN] ≤ 0
         if MASKED or HAS_BIAS:
-            d = tl.where(d < -1.0e4, -1.0e4, d)  # −inf → −1e4: 2^d = 0, 0·d = 0; NaN stays
+            # −inf → −1e4: 2^d = 0, 0·d = 0; NaN stays NaN (one max.NaN instruction)
+            d = tl.maximum(d, -1.0e4, propagate_nan=tl.PropagateNan.ALL)
         p = tl.math.exp2(d)
         alpha = tl.math.exp2(m_i - m_new)  # m starts at −1e30 (finite): no inf − inf
         a_i = alpha * (a_i + l_i * (m_i - m_new)) + tl.sum(p * d, 1)
@@ -127,6 +128,7 @@ def _hj_attn_fwd(
     EVEN_D: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr,
     HAS_BIAS: tl.constexpr, BIAS_ROW: tl.constexpr, KV_SAME: tl.constexpr,
     TOPK: tl.constexpr, TOPK_PAD: tl.constexpr, DOT_PREC: tl.constexpr, ROUND_P: tl.constexpr,
+    INT64: tl.constexpr = False,
 ):
     pid_m = tl.program_id(0)
     if CAUSAL:  # longest rows first: better tail balance across the SMs
@@ -135,6 +137,11 @@ def _hj_attn_fwd(
     pid_s = tl.program_id(2)
     b = pid_bh // H
     h = pid_bh % H
+    pid_s64 = pid_s
+    if INT64:  # a tensor of ≥ 2³¹ elements: 64-bit base offsets (32-bit ones cost registers)
+        b = b.to(tl.int64)
+        h = h.to(tl.int64)
+        pid_s64 = pid_s.to(tl.int64)
     hk = h // GROUP
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
     offs_n = tl.arange(0, BLOCK_N)
@@ -200,10 +207,10 @@ def _hj_attn_fwd(
     ent = tl.where(seen, (log2l - a_i / l_safe) * 0.6931471805599453, 0.0)
     out = acc / l_safe[:, None]
     row_ok = offs_m < Sq
-    o_ptrs = (OUT + pid_s * sos + b * sob + h * soh + offs_m[:, None] * som
+    o_ptrs = (OUT + pid_s64 * sos + b * sob + h * soh + offs_m[:, None] * som
               + offs_d[None, :] * sod)
     tl.store(o_ptrs, out.to(OUT.dtype.element_ty), mask=row_ok[:, None] & (offs_d[None, :] < D))
-    stat_off = (pid_s * (tl.num_programs(1) * Sq)) + pid_bh * Sq + offs_m  # [S, B·H, Sq] layout
+    stat_off = (pid_s64 * tl.num_programs(1) + pid_bh) * Sq + offs_m  # [S, B·H, Sq] layout
     tl.store(LSE + stat_off, lse, mask=row_ok)
     tl.store(ENT + stat_off, ent, mask=row_ok)
     if TOPK > 0:
@@ -265,6 +272,16 @@ def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
                  "split_len"],
         )(_hj_attn_fwd)
     return _AUTOTUNED[key]
+
+
+def _needs_int64(*ts: Tensor | None) -> bool:
+    """True when an element offset of one of the tensors (strides included, so broadcast
+    views count once) reaches 2³¹: the kernel then computes its base offsets in 64 bits."""
+    for t in ts:
+        if t is not None and sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride(),
+                                                                 strict=True)) >= 2**31 - 1:
+            return True
+    return False
 
 
 def _no_keys(q: Tensor, topk: int
@@ -349,6 +366,7 @@ def hj_attention_fwd(
         BIAS_ROW=has_bias and bstr[2] == 0, KV_SAME=kv_same, TOPK=tk,
         TOPK_PAD=next_pow2(tk) if tk else 1, DOT_PREC=prec,
         ROUND_P=round_p and prec == "tf32" and q.dtype == torch.float32,
+        INT64=_needs_int64(q, k, v, out, topv if tk else None, bias_t if has_bias else None),
     )
     kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0,
                    q.dtype != torch.float32)

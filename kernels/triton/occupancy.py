@@ -98,7 +98,7 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
                   HAS_BIAS=v.bias_row, BIAS_ROW=v.bias_row, KV_SAME=v.kv_same, TOPK=tk,
                   TOPK_PAD=next_pow2(tk) if tk else 1,
                   DOT_PREC=v.dot_prec if v.dtype == "fp32" else "tf32",
-                  ROUND_P=v.dtype == "fp32" and v.dot_prec == "tf32" and v.kv_same)
+                  ROUND_P=v.dtype == "fp32" and v.dot_prec == "tf32" and v.kv_same, INT64=False)
     return ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)
 
 

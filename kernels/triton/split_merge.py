@@ -47,9 +47,10 @@ def _merge(OUT, LSE, ENT, OUT_T, LSE_T, ENT_T, R, D, S, sos, sor,
     io = (rows[:, None] < R) & (offs_d[None, :] < D)  # [BR, BD]
     acc = tl.zeros([BLOCK_R, BLOCK_D], dtype=tl.float32)
     for s in range(0, S):
-        ws = tl.exp(tl.load(LSE + s * R + rows, mask=rows < R, other=float("-inf"))
+        s64 = tl.full([], s, tl.int64)  # 64-bit: S·B·H·Sq·D may exceed 2³¹
+        ws = tl.exp(tl.load(LSE + s64 * R + rows, mask=rows < R, other=float("-inf"))
                     - tot_safe)  # [BR]
-        part = tl.load(OUT + s * sos + rows[:, None] * sor + offs_d[None, :], mask=io,
+        part = tl.load(OUT + s64 * sos + rows[:, None] * sor + offs_d[None, :], mask=io,
                        other=0.0)
         acc += tl.where(ws[:, None] == 0, 0.0, ws[:, None] * part)  # NaN weights propagate
     tl.store(OUT_T + rows[:, None] * D + offs_d[None, :], acc.to(OUT_T.dtype.element_ty), mask=io)
