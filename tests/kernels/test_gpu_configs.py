@@ -22,3 +22,18 @@ def test_slow_to_compile_variants_use_small_tiles(small_d: bool) -> None:
         assert 1 <= len(cfgs) <= 2
         assert all(m * n <= 128 * 64 for m, n in _tiles(cfgs))
     assert len(attention_configs(False, False, small_d)) >= 3  # half precision keeps its search
+
+
+def test_64_bit_offsets_only_for_huge_tensors() -> None:
+    """The kernel's INT64 flag: set when an element offset reaches 2³¹ (strides counted, so a
+    broadcast view counts once), off otherwise (32-bit offsets save registers)."""
+    import torch
+
+    from hjplug.kernels.triton.hj_attention import _needs_int64
+
+    small = torch.empty(4, 16, 4096, 128, device="meta")  # 2²⁵ elements
+    huge = torch.empty(3, 16, 2**16, 1024, device="meta")  # 3·2³⁰ elements, never allocated
+    assert not _needs_int64(small, None)
+    assert _needs_int64(small, huge)
+    assert not _needs_int64(torch.empty(1, 1, 1, 2**20, device="meta").expand(64, 64, 2**20,
+                                                                                 2**20))
