@@ -404,14 +404,90 @@ def time_sweep():
     log(f"entropy_sweep: {res} {cfgs}")
 
 
+def correctness_edges():
+    """NaN scores give NaN rows (whatever the tiling or split), no keys give empty rows: the
+    reference twins' behaviour, on the card's own max / NaN semantics."""
+    hja.POISON = True
+    g = torch.Generator(device=DEV).manual_seed(7)
+    for Sk, splits, bias in ((sz(4096, 64), None, False), (sz(4096, 64), 4, True),
+                             (sz(4093, 61), None, True)):
+        q = torch.randn(2, 4, sz(256, 20), 64, device=DEV, generator=g).to(BF16)
+        k = torch.randn(2, 2, Sk, 64, device=DEV, generator=g).to(BF16)
+        k[:, :, Sk // 3, 5] = math.nan
+        b = torch.zeros(1, 1, 1, Sk, device=DEV) if bias else None
+        o, lse, ent, _, _ = hja.hj_attention_fwd(q, k, k, b, 0.125, False, -1, 0, splits=splits)
+        ok = bool(torch.isnan(lse).all() and torch.isnan(ent).all() and torch.isnan(o).all())
+        RESULTS["checks"].append(dict(name=f"NaN key -> NaN rows Sk{Sk} splits={splits} "
+                                      f"bias={bias}", ok=ok))
+        log(f"{'PASS' if ok else 'FAIL'} NaN rows Sk={Sk} splits={splits} bias={bias}")
+    z = torch.randn(64, sz(4096, 70), device=DEV, generator=g)
+    z[3, 17] = math.nan
+    for method in ("online", "kouter"):
+        h = entropy_sweep_fwd(z, torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64),
+                              method=method)
+        ok = bool(torch.isnan(h[3]).all() and torch.isfinite(h[torch.arange(64) != 3]).all())
+        RESULTS["checks"].append(dict(name=f"entropy_sweep {method}: NaN logit -> NaN row",
+                                      ok=ok))
+        log(f"{'PASS' if ok else 'FAIL'} sweep {method} NaN row")
+    q = torch.randn(1, 2, 8, 64, device=DEV).to(BF16)
+    none = torch.randn(1, 1, 0, 64, device=DEV).to(BF16)
+    o, lse, ent, _, _ = hja.hj_attention_fwd(q, none, none, None, 0.125, False, -1, 0)
+    ok = bool((o == 0).all() and torch.isneginf(lse).all() and (ent == 0).all())
+    RESULTS["checks"].append(dict(name="no keys -> out 0, lse -inf, H 0", ok=ok))
+    hja.POISON = False
+
+
+def time_decode():
+    """Decode (Sq = 1, grouped-query KV cache): one hj_attention call (split-K + the Triton merge)
+    beside SDPA, and the Triton split merge beside the PyTorch merge it replaced, on the same
+    partials; isolated-call latency (host launch included) and queued time."""
+    from hjplug.kernels.reference.split_merge import merge_splits as merge_torch
+    from hjplug.kernels.triton.split_merge import merge_splits as merge_triton
+
+    B, H, Hk, D, Sk = sz(4, 1), 32, 8, 128, sz(8192, 300)
+    q = torch.randn(B, H, 1, D, device=DEV).to(BF16)
+    k = torch.randn(B, Hk, Sk, D, device=DEV).to(BF16)
+    v = torch.randn_like(k)
+    scale = D ** -0.5
+    hja.hj_attention_fwd(q, k, v, None, scale, False, -1, 0)  # tune + compile
+    sync()
+    ours = lambda: hja.hj_attention_fwd(q, k, v, None, scale, False, -1, 0)
+    res = {"ours": bench(ours), "ours synced": bench(ours, synced=True)}
+    try:
+        base = lambda: F.scaled_dot_product_attention(q, k, v, scale=scale,
+                                                      enable_gqa=True)
+        base()
+        res["sdpa"], res["sdpa synced"] = bench(base), bench(base, synced=True)
+    except Exception as exc:  # an SDPA without enable_gqa
+        RESULTS["errors"].append(f"decode sdpa: {exc!r}")
+    S = 16
+    out = torch.randn(S, B, H, 1, D, device=DEV)
+    lse = torch.randn(S, B, H, 1, device=DEV)
+    ent = torch.rand(S, B, H, 1, device=DEV)
+    a, b_ = merge_triton(out, lse, ent, BF16), merge_torch(out, lse, ent, BF16)
+    ok = all(float((x.float() - y.float()).abs().max()) <= 2e-2 for x, y in zip(a, b_,
+                                                                                  strict=True))
+    RESULTS["checks"].append(dict(name="split merge triton vs torch (16 splits)", ok=ok))
+    for name, fn in (("merge triton", lambda: merge_triton(out, lse, ent, BF16)),
+                     ("merge torch", lambda: merge_torch(out, lse, ent, BF16))):
+        res[name], res[name + " synced"] = bench(fn), bench(fn, synced=True)
+    RESULTS["timings"].append(dict(op="decode", B=B, H=H, Hk=Hk, D=D, Sk=Sk, dtype="bf16",
+                                   ms=res))
+    ROWS.append(("decode hj_attention", res["ours synced"],
+                 f"sdpa {res.get('sdpa synced', float('nan')):.3f} (synced)",
+                 f"merge {res['merge triton synced']:.3f} vs torch "
+                 f"{res['merge torch synced']:.3f}", "synced latencies"))
+    log(f"decode: {res}")
+
+
 def main() -> int:
     name = "CPU (dry run)" if DRY else torch.cuda.get_device_properties(0).name
     RESULTS["env"] = dict(device=name,
                           torch=torch.__version__, triton=triton.__version__,
                           date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     log(f"{RESULTS['env']}")
-    for fn in (correctness_attention, correctness_hopf_cole, correctness_sweep, time_attention,
-               time_hopf_cole, time_sweep):
+    for fn in (correctness_attention, correctness_hopf_cole, correctness_sweep,
+               correctness_edges, time_attention, time_hopf_cole, time_sweep, time_decode):
         log(f"--- {fn.__name__}")
         section(fn)
     title = (f"{RESULTS['env']['device']}, torch {torch.__version__}, triton "
