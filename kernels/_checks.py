@@ -104,22 +104,31 @@ def check_hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int,
     return _positive_float("eps", eps, where)
 
 
-def check_eps_values(eps: Tensor | list[float] | tuple[float, ...],
+def check_eps_values(eps: Tensor | list[float] | tuple[float, ...] | float,
                      where: str = "hjplug.kernels.entropy_sweep") -> list[float]:
-    """Return the K values of ε as Python floats, each finite and > 0 (no tensor ops: this runs
-    at capture time too)."""
-    try:
-        if isinstance(eps, Tensor):
+    """Return the K values of ε as Python floats, each finite and > 0 (one number counts as
+    K = 1). A list needs no tensor op, so it works at capture time; a traced tensor cannot."""
+    vals: list = []
+    if isinstance(eps, Tensor):
+        try:
             vals = eps.detach().cpu().reshape(-1).tolist()
-        elif isinstance(eps, int | float) and not isinstance(eps, bool):
-            vals = [eps]  # one ε
-        elif isinstance(eps, str | bytes):
-            raise TypeError
-        else:
+        except Exception:  # a fake / symbolic tensor under torch.export or torch.compile
+            raise InvalidArgumentError(
+                "eps", "concrete values (a list of floats, or a tensor outside capture)",
+                "a tensor without values (traced by torch.export / torch.compile)", where=where,
+                hint="the K values of ε are fixed per call; pass them as a Python list.",
+            ) from None
+    elif isinstance(eps, int | float) and not isinstance(eps, bool):
+        vals = [eps]  # one ε
+    elif not isinstance(eps, str | bytes):
+        try:
             vals = list(eps)
+        except TypeError:
+            vals = []
+    try:
         out = [float(e) for e in vals if not isinstance(e, bool | str | bytes)]
         if len(out) != len(vals):
-            raise TypeError
+            out = []
     except (TypeError, ValueError):
         out = []
     if not out or not all(math.isfinite(e) and e > 0 for e in out):

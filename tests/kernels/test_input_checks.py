@@ -47,3 +47,12 @@ def test_hopf_cole_names_b() -> None:
         hopf_cole(x, W, torch.arange(5))
     with pytest.raises(InvalidArgumentError, match="argument 'b'"):
         hopf_cole(x, W, torch.randn(5, device="meta"))
+
+
+def test_traced_eps_tensor_is_refused_clearly() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = torch.tensor([1.0, 2.0])
+    with pytest.raises(InvalidArgumentError, match="concrete values"):
+        check_eps_values(fake)
