@@ -49,7 +49,7 @@ def attention_stats(call: Any, topk: int = 0) -> dict[str, Tensor] | None:
     lam = call.lam()
     if lam is not None and bool((lam <= 0).any()):
         return None
-    k, _, bias, causal = call._prepared()
+    k, _, bias, causal = call.prepared()
     q = call.query
     B, H, Sq, D = q.shape
     Hk, Sk = k.shape[1], k.shape[2]

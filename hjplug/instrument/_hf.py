@@ -44,7 +44,7 @@ def visible_keys(call: Any) -> Tensor:
     """[B|1, H|1, Sq, Sk] bool: key j is an atom for query i (mask, padding, causal)."""
     from hjplug.integrations.huggingface.attention_math import visible_mask
 
-    k, _, bias, causal = call._prepared()
+    k, _, bias, causal = call.prepared()
     return visible_mask(bias, causal, call.query.shape[2], k.shape[2], k.device)
 
 

@@ -121,7 +121,7 @@ class HFDriver:
 
         def grab(i: int) -> Any:
             def fn(call: Any) -> None:
-                k, _, bias, causal = call._prepared()
+                k, _, bias, causal = call.prepared()
                 if bias is None and call.softcap is None:
                     out[i] = entropy_of_qk(call.query, k, call.scale, causal, lam)
                 else:

@@ -63,7 +63,7 @@ class AttentionCall:
         lv = torch.ones(H, dtype=torch.float64, device=self.query.device) if lam is None else lam
         return lv / self.scale
 
-    def _prepared(self) -> tuple[Tensor, Tensor, Tensor | None, bool]:
+    def prepared(self) -> tuple[Tensor, Tensor, Tensor | None, bool]:
         """(key, value, bias, causal) with the integration's own masking rules."""
         q, k, v = self.query, self.key, self.value
         Sq = q.shape[2]
@@ -78,7 +78,7 @@ class AttentionCall:
 
     def keys_per_head(self) -> Tensor:
         """k_j for every query head (grouped-query heads expanded): [B, H, Sk, D]."""
-        k, _, _, _ = self._prepared()
+        k, _, _, _ = self.prepared()
         B, H = self.query.shape[:2]
         Hk, Sk, D = k.shape[1], k.shape[2], k.shape[3]
         return k[:, :, None].expand(B, Hk, H // Hk, Sk, D).reshape(B, H, Sk, D)
@@ -86,7 +86,7 @@ class AttentionCall:
     def gibbs(self, lam: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(π [B,H,Sq,Sk], lse [B,H,Sq], entropy [B,H,Sq], keys [B,H,Sq]) by the readable eager
         path of the integration (matmul / softmax), at the module's λ or at `lam` [H]."""
-        k, v, bias, causal = self._prepared()
+        k, v, bias, causal = self.prepared()
         lv = self.lam(lam)
         _, lse, ent, keys, p, _ = eager_attention(self.query, k, v, bias, self.scale, causal,
                                                   lv, self.softcap, 0.0)

@@ -34,7 +34,7 @@ def _call(mask: torch.Tensor | None = None, hk: int = H, causal: bool = False,
 
 
 def _reference(call: AttentionCall, topk: int) -> dict[str, torch.Tensor]:
-    k, v, bias, causal = call._prepared()
+    k, v, bias, causal = call.prepared()
     lam = call.lam()
     _, lse, ent, keys, p, _ = eager_attention(call.query.double(), k.double(), v.double(),
                                               None if bias is None else (
