@@ -8,7 +8,8 @@
 #   probe        hopf_cole: every kv-same config × key splits, bf16 and fp32   (≈ 1–2 min)
 #   check        benchmarks/gpu_check.py: every kernel's correctness and timing (≈ 2 min)
 #   integration  benchmarks/gpu_integration.py: HF / FX on the kernel + instrumentation timing
-# Results: $OUT/gpu_check.json, $OUT/gpu_integration*.json, $OUT/*.log (OUT defaults to /tmp).
+# Results: $OUT/gpu_check.json, $OUT/gpu_integration*.json, $OUT/*.log, $OUT/gpu_state.csv
+# (SM clock, power, temperature, throttle reasons before / after each step); OUT defaults to /tmp.
 set -u
 cd "$(dirname "$0")/.."
 export OUT="${OUT:-/tmp}" PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
@@ -17,13 +18,22 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(probe check integration)
 status=0
 
+gpu_state() {  # clocks, power and temperature: run-to-run variance (throttling?) shows here
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  nvidia-smi --query-gpu=timestamp,name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,\
+temperature.gpu,clocks_throttle_reasons.active --format=csv,noheader 2>/dev/null \
+    | sed "s/^/$1, /" >> "$OUT/gpu_state.csv" || true
+}
+
 step() {  # name, limit in seconds, command...
   local name=$1 limit=$2
   shift 2
+  gpu_state "before $name"
   echo "== $name (limit ${limit}s) $(date -u +%H:%M:%S)"
   timeout --signal=ABRT --kill-after=15 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
   local rc=${PIPESTATUS[0]}
   echo "== $name: exit $rc"
+  gpu_state "after $name"
   [ "$rc" -ne 0 ] && status=1
   return 0
 }
