@@ -39,17 +39,12 @@ def entropy_of_qk(q: Tensor, k: Tensor, scale: float, causal: bool, lam: Sequenc
                   ) -> tuple[Tensor, Tensor]:
     """z₀ = scale·q·kᵀ without materialising it (q [B, H, Sq, D], k [B, Hk, Sk, D], causal
     bottom-right): ε_s = λ_s/scale in entropy_sweep's unscaled q·kᵀ form."""
+    from hjplug.integrations.huggingface.attention_math import visible_counts
     from hjplug.kernels import entropy_sweep
 
     B, H, Sq, _ = q.shape
-    Sk = k.shape[2]
     ent = entropy_sweep(q=q, k=k, eps=[v / scale for v in lam], causal=causal)
-    if causal:
-        i = torch.arange(Sq, device=q.device) + (Sk - Sq)  # [Sq] last visible key
-        keys = (i + 1).clamp(0, Sk).expand(B, H, Sq)
-    else:
-        keys = torch.full((B, H, Sq), Sk, dtype=torch.long, device=q.device)
-    return ent, keys
+    return ent, visible_counts(None, causal, (B, H, Sq, k.shape[2]), q.device)
 
 
 def curves(blocks: FixedCurve, heads_of: Callable[[int], list[int]], lam: Sequence[float],
