@@ -3,19 +3,22 @@
 # first (issue 6: hopf_cole bf16 ≥ 5×). Each step runs under its own time limit; on a hang,
 # faulthandler prints every thread's traceback (SIGABRT) instead of a silent timeout.
 #
-#   bash benchmarks/gpu_session.sh [probe] [check] [integration]     # default: all three
+#   bash benchmarks/gpu_session.sh [probe] [check] [backward] [integration]  # default: all four
 #
 #   probe        hopf_cole: every kv-same config × key splits, bf16 and fp32   (≈ 1–2 min)
 #   check        benchmarks/gpu_check.py: every kernel's correctness and timing (≈ 2 min)
+#   backward     benchmarks/gpu_backward.py: fused backward correctness, timing (≈ 2–3 min)
 #   integration  benchmarks/gpu_integration.py: HF / FX on the kernel + instrumentation timing
-# Results: $OUT/gpu_check.json, $OUT/gpu_integration*.json, $OUT/*.log, $OUT/gpu_state.csv
+# One device call runs at most 10 minutes: use two, e.g. `probe check`, then `backward integration`.
+# Results: $OUT/gpu_check.json, $OUT/gpu_backward.json, $OUT/gpu_integration*.json, $OUT/*.log,
+# $OUT/gpu_state.csv
 # (SM clock, power, temperature, throttle reasons before / after each step); OUT defaults to /tmp.
 set -u
 cd "$(dirname "$0")/.."
 export OUT="${OUT:-/tmp}" PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 PY="${PYTHON:-python}"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(probe check integration)
+[ ${#steps[@]} -eq 0 ] && steps=(probe check backward integration)
 status=0
 
 gpu_state() {  # clocks, power and temperature: run-to-run variance (throttling?) shows here
@@ -44,9 +47,10 @@ for s in "${steps[@]}"; do
            [ -f "$OUT/gpu_integration.json" ] && mv "$OUT/gpu_integration.json" \
              "$OUT/gpu_integration_probe.json" ;;
     check) step check 300 "$PY" benchmarks/gpu_check.py ;;
+    backward) step backward 270 "$PY" benchmarks/gpu_backward.py ;;
     integration) GPU_SECTIONS=correct_hf,correct_fx,time_instrument \
                  step integration 300 "$PY" benchmarks/gpu_integration.py ;;
-    *) echo "unknown step '$s' (expected probe, check or integration)" >&2; exit 2 ;;
+    *) echo "unknown step '$s' (expected probe, check, backward or integration)" >&2; exit 2 ;;
   esac
 done
 exit $status

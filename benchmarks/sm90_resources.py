@@ -2,7 +2,7 @@
 autotune candidate of the timed problems, measured on a machine without a GPU
 (see kernels/triton/occupancy.py for the method).
 
-    python benchmarks/sm90_resources.py [--only hopf_cole|attention|all] [--json PATH]
+    python benchmarks/sm90_resources.py [--only hopf_cole|attention|backward|all] [--json PATH]
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ VARIANTS = {
     "hopf_cole": [Variant("hopf_cole bf16 d128", "bf16", 128, kv_same=True, bias_row=True),
                   Variant("hopf_cole fp32(tf32) d128", "fp32", 128, kv_same=True,
                           bias_row=True)],
+    "backward": [Variant(f"{name} {kern}", "bf16", D, causal=c, kernel=kern, **kw)
+                 for name, D, c, kw in (("attention bwd bf16 D64", 64, False, {}),
+                                        ("attention bwd bf16 D128 causal", 128, True, {}),
+                                        ("hopf_cole bwd bf16 d128", 128, False,
+                                         {"bias_row": True, "kv_same": True}))
+                 for kern in ("dkdv", "dq")],
 }
 
 

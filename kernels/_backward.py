@@ -1,7 +1,11 @@
-"""Backward of the fused ops by recompute through the reference twins (no fused backward yet).
+"""Backward of the fused ops: closed form from the saved forward statistics (no recompute of
+the forward, no autograd graph over scores).
 
-Cost: one chunked reference forward in fp32 plus its autograd backward, which keeps every
-chunk's probabilities: O(B·H·Sq·Sk) time and memory for attention, O(M·N) for Hopf–Cole.
+hj_attention / hopf_cole: π is rebuilt from the saved lse inside the fused backward
+(`hj_attention_bwd`: Triton on CUDA, the chunked reference twin otherwise, via the registry), so
+time is one flash-style backward and memory O((Sq + Sk)·D) beside the inputs (O((M + N)·d) for
+Hopf–Cole); the entropy's gradient is one more multiply-add per score. Top-k weights add a sparse
+term (`topk_grad`). entropy_sweep differentiates through its reference twin (`_vjp`).
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["attention_vjp", "hopf_cole_vjp"]
+from hjplug.kernels import registry
+from hjplug.kernels.reference.hj_attention_bwd import reduce_to, row_terms
+from hjplug.kernels.topk_grad import topk_grad
+
+__all__ = ["attention_grads", "hopf_cole_grads"]
+
+Grad = Tensor | None
 
 
 def _vjp(fn, inputs: Sequence[Tensor | None], needs: Sequence[bool],
          outs_grads: Sequence[Tensor | None]) -> tuple[Tensor | None, ...]:
+    """Gradients by recompute: run `fn` under autograd and pull `outs_grads` back."""
     with torch.enable_grad():
         leaves = [None if t is None else t.detach().requires_grad_(bool(n) and
                                                                     t.is_floating_point())
@@ -32,28 +43,101 @@ def _vjp(fn, inputs: Sequence[Tensor | None], needs: Sequence[bool],
     return tuple(next(it) if t is not None and t.requires_grad else None for t in leaves)
 
 
-def attention_vjp(saved: Sequence[Tensor | None], cfg: tuple, needs: Sequence[bool],
-                  grads: Sequence[Tensor | None]) -> tuple[Tensor | None, ...]:
-    """Gradients for (q, k, v, bias) given grads of (out, lse, entropy, topk_weights)."""
-    from hjplug.kernels.reference.hj_attention import hj_attention
+def _backend(q: Tensor, k: Tensor, v: Tensor):
+    """The fused backward for these tensors: Triton (CUDA / interpreter) or the twin."""
+    why = None if v.shape[-1] == q.shape[-1] else "value head dim differs from query head dim"
+    c = registry.resolve("hj_attention_bwd", q, k, v, head_dim=q.shape[-1], unsupported=why)
+    if c.backend == "triton":
+        from hjplug.kernels.triton.hj_attention_bwd import hj_attention_bwd
+    else:
+        from hjplug.kernels.reference.hj_attention_bwd import hj_attention_bwd
+    return hj_attention_bwd, c.backend
 
+
+def _add(a: Tensor | None, extra: Tensor) -> Tensor | None:
+    """a + extra summed in the wider dtype, returned in a's dtype."""
+    if a is None:
+        return None
+    return (a.to(extra.dtype) + extra).to(a.dtype)
+
+
+def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
+                    cfg: tuple, needs: Sequence[bool], grads: Sequence[Tensor | None],
+                    precision: str = "ieee") -> tuple[Grad, Grad, Grad, Grad]:
+    """(dq, dk, dv, dbias) given the forward's inputs (q, k, v, bias), outputs
+    (out, lse, entropy, topk_weights, topk_indices) and the grads of the first four outputs."""
+    q, k, v, bias = inputs
+    assert q is not None and k is not None and v is not None
+    out, lse, ent, tw, ti = outputs
     scale, causal, window, topk = cfg
+    g_out, g_lse, g_ent, g_tw = grads
+    needs_bias = bool(needs[3]) and bias is not None and bias.is_floating_point()
+    if not (any(needs[:3]) or needs_bias):
+        return None, None, None, None
+    c, gh = row_terms(out, lse, ent, g_out, g_lse, g_ent)
+    tg = None
+    if topk and g_tw is not None and tw.numel():
+        tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias)
+        c = c + tg.c.to(c.dtype)
+    fn, _ = _backend(q, k, v)
+    dq, dk, dv, db = fn(q, k, v, bias, scale, causal, window, lse, g_out, c, gh, needs_bias,
+                        precision)
+    if tg is not None:
+        dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
+        if db is not None and tg.dbias is not None:
+            assert bias is not None
+            db = _add(db, reduce_to(tg.dbias, bias.shape))
+    return (dq if needs[0] else None, dk if needs[1] else None, dv if needs[2] else None,
+            db if needs_bias else None)
 
-    def fn(q, k, v, bias):
-        r = hj_attention(q, k, v, scale=scale, causal=causal, bias=bias,
-                         window=None if window < 0 else window, topk=topk)
-        return r.out, r.lse, r.entropy, r.topk_weights
 
-    return _vjp(fn, saved, needs, grads)
+def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: float,
+                    topk: int, needs: Sequence[bool], grads: Sequence[Tensor | None]
+                    ) -> tuple[Grad, Grad, Grad]:
+    """(dx, dW, db) given (x, W, b), outputs (value, grad, entropy, topk_weights, indices) and
+    the grads of the first four. One attention row per x: q = x, k = v = W (one tensor, so the
+    fused backward returns dW = dk + dv as dk), bias = b/ε, scale = 1/ε, lse = value/ε;
+    db = dbias/ε."""
+    x, W, b = inputs
+    value, grad, ent, tw, ti = outputs
+    g_val, g_grad, g_ent, g_tw = grads
+    if not any(needs[:3]):
+        return None, None, None
+    M, d = x.shape
+    N = W.shape[0]
+    ct = value.dtype
+    q = x.reshape(1, 1, M, d)
+    kw = W.reshape(1, 1, N, d)
+    bias = (b.to(ct) / eps).reshape(1, 1, 1, N)
+    fn, backend = _backend(q, kw, kw)
+    precision = "ieee"
+    if backend == "triton" and x.dtype == torch.float32:  # as the forward: tf32 MMAs on
+        from hjplug.kernels.triton.hopf_cole import round_tf32  # operands rounded to nearest
 
-
-def hopf_cole_vjp(saved: Sequence[Tensor | None], eps: float, topk: int, needs: Sequence[bool],
-                  grads: Sequence[Tensor | None]) -> tuple[Tensor | None, ...]:
-    """Gradients for (x, W, b) given grads of (value, grad, entropy, topk_weights)."""
-    from hjplug.kernels.reference.hopf_cole import hopf_cole
-
-    def fn(x, W, b):
-        r = hopf_cole(x, W, b, eps, topk=topk)
-        return r.value, r.grad, r.entropy, r.topk_weights
-
-    return _vjp(fn, saved, needs, grads)
+        q, kw, precision = round_tf32(q), round_tf32(kw), "tf32"
+    lse = (value / eps).reshape(1, 1, M)
+    c, gh = row_terms(grad.reshape(1, 1, M, d), lse, ent.reshape(1, 1, M),
+                      None if g_grad is None else g_grad.reshape(1, 1, M, d),
+                      None if g_val is None else (g_val * eps).reshape(1, 1, M),
+                      None if g_ent is None else g_ent.reshape(1, 1, M))
+    tg = None
+    if topk and g_tw is not None and tw.numel():
+        kk = tw.shape[-1]
+        tg = topk_grad(q, kw, 1.0 / eps, tw.reshape(1, 1, M, kk), ti.reshape(1, 1, M, kk),
+                       g_tw.reshape(1, 1, M, kk), bool(needs[2]))
+        c = c + tg.c.to(c.dtype)
+    g_out = None if g_grad is None else g_grad.reshape(1, 1, M, d)
+    dq, dk, dv, dbias = fn(q, kw, kw, bias, 1.0 / eps, False, -1, lse, g_out, c, gh,
+                           bool(needs[2]), precision)
+    if tg is not None:
+        dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
+        if dbias is not None and tg.dbias is not None:
+            dbias = _add(dbias, reduce_to(tg.dbias, bias.shape))
+    dx = dq.reshape(M, d).to(x.dtype) if needs[0] else None
+    assert dv is None  # k is v: dk is W's whole gradient
+    dW = dk.reshape(N, d).to(W.dtype) if needs[1] else None
+    db = None
+    if needs[2]:
+        assert dbias is not None
+        db = (dbias.to(ct) / eps).reshape(N).to(b.dtype)
+    return dx, dW, db

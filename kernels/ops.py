@@ -1,6 +1,8 @@
 """torch.library custom ops `hjplug::<op>` with fake implementations (one node under export,
 compile and capture). Each op dispatches through the registry inside its implementation, so a
-captured graph is backend-agnostic; autograd recomputes through the reference twins.
+captured graph is backend-agnostic. Autograd: hj_attention and hopf_cole use the fused
+closed-form backward from the saved statistics (`_backward`); entropy_sweep recomputes through
+its reference twin.
 
 Schemas (all outputs new tensors; topk = 0 gives empty [..., 0] top-k outputs):
     hj_attention(q, k, v, bias?, scale, causal, window (−1 none), topk)
@@ -15,7 +17,7 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels import registry
-from hjplug.kernels._backward import _vjp, attention_vjp, hopf_cole_vjp
+from hjplug.kernels._backward import _vjp, attention_grads, hopf_cole_grads
 from hjplug.kernels._checks import stats_dtype
 
 __all__ = ["entropy_sweep_op", "hj_attention_op", "hopf_cole_op"]
@@ -61,13 +63,14 @@ def _(q, k, v, bias, scale, causal, window, topk):
 
 def _attn_setup(ctx, inputs, output):
     q, k, v, bias, scale, causal, window, topk = inputs
-    ctx.save_for_backward(q, k, v, bias)
+    ctx.save_for_backward(q, k, v, bias, *output)
     ctx.cfg = (scale, causal, window, topk)
 
 
 def _attn_backward(ctx, g_out, g_lse, g_ent, g_tw, g_ti):
-    grads = attention_vjp(ctx.saved_tensors, ctx.cfg, ctx.needs_input_grad[:4],
-                          (g_out, g_lse, g_ent, g_tw if ctx.cfg[3] else None))
+    saved = ctx.saved_tensors
+    grads = attention_grads(saved[:4], saved[4:], ctx.cfg, ctx.needs_input_grad[:4],
+                            (g_out, g_lse, g_ent, g_tw if ctx.cfg[3] else None))
     return (*grads, None, None, None, None)
 
 
@@ -102,14 +105,15 @@ def _(x, W, b, eps, topk):
 
 def _hc_setup(ctx, inputs, output):
     x, W, b, eps, topk = inputs
-    ctx.save_for_backward(x, W, b)
+    ctx.save_for_backward(x, W, b, *output)
     ctx.cfg = (eps, topk)
 
 
 def _hc_backward(ctx, g_val, g_grad, g_ent, g_tw, g_ti):
     eps, topk = ctx.cfg
-    grads = hopf_cole_vjp(ctx.saved_tensors, eps, topk, ctx.needs_input_grad[:3],
-                          (g_val, g_grad, g_ent, g_tw if topk else None))
+    saved = ctx.saved_tensors
+    grads = hopf_cole_grads(saved[:3], saved[3:], eps, topk, ctx.needs_input_grad[:3],
+                            (g_val, g_grad, g_ent, g_tw if topk else None))
     return (*grads, None, None)
 
 

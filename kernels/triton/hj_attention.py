@@ -14,9 +14,8 @@ partial results are merged in one more launch (split_merge.py: lse by logsumexp,
 chain rule H = Σ_s w_s H_s + H(w), w_s = e^{lse_s − lse}).
 Rows with no visible key: out = 0, lse = −inf, H = 0. A score below −1e30 counts as removed.
 
-Backward: `HJAttentionFunction` recomputes through the PyTorch reference twin (chunked, fp32) and
-differentiates that: one extra forward plus an autograd backward that keeps every chunk's
-probabilities, i.e. O(B·H·Sq·Sk) time and memory. A fused backward is later work.
+Backward: the fused closed-form backward (`hj_attention_bwd.py`) rebuilds π from the saved lse:
+one flash-style backward, memory O((Sq + Sk)·D) beside the inputs.
 """
 
 from __future__ import annotations
@@ -408,7 +407,7 @@ def hj_attention_fwd(
 def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
                  causal: bool = False, bias: Tensor | None = None, window: int | None = None,
                  topk: int = 0) -> HJAttentionOutput:
-    """Triton forward with recompute backward (see module docstring for the formula and cost)."""
+    """Triton forward and fused backward (see the module docstring for the formula)."""
     from hjplug.kernels._checks import check_attention
 
     scale_f, win = check_attention(q, k, v, scale, bias, window, topk)
@@ -417,24 +416,25 @@ def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
 
 
 class HJAttentionFunction(torch.autograd.Function):
-    """Triton forward; backward by recompute through the reference twin (cost: see module doc)."""
+    """Triton forward; fused closed-form backward from the saved lse (`_backward`)."""
 
     @staticmethod
     def forward(ctx, q, k, v, bias, scale, causal, window, topk):  # type: ignore[override]
-        ctx.save_for_backward(q, k, v, bias)
         ctx.cfg = (scale, causal, window, topk)
         out, lse, ent, tw, ti = hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
         if tw is None:
             tw = lse.new_empty((*lse.shape, 0))
             ti = torch.empty((*lse.shape, 0), dtype=torch.long, device=lse.device)
+        ctx.save_for_backward(q, k, v, bias, out, lse, ent, tw, ti)
         ctx.mark_non_differentiable(ti)
         return out, lse, ent, tw, ti
 
     @staticmethod
     def backward(ctx, g_out, g_lse, g_ent, g_tw, g_ti):  # type: ignore[override]
-        from hjplug.kernels._backward import attention_vjp
+        from hjplug.kernels._backward import attention_grads
 
-        grads = attention_vjp(ctx.saved_tensors, ctx.cfg, ctx.needs_input_grad[:4],
-                              (g_out, g_lse, g_ent, g_tw))
+        saved = ctx.saved_tensors
+        grads = attention_grads(saved[:4], saved[4:], ctx.cfg, ctx.needs_input_grad[:4],
+                                (g_out, g_lse, g_ent, g_tw if ctx.cfg[3] else None))
         return (*grads, None, None, None, None)
 

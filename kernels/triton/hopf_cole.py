@@ -7,7 +7,7 @@ bias b/ε (one row vector, broadcast: BIAS_ROW). Atoms are streamed in tiles and
 programs when M is small, so the M×N logits never exist: memory O((M + N)·d).
 fp32 inputs multiply in tf32 by default, rounded to nearest first (the MMA itself truncates),
 which matches cuBLAS's tf32 error; precision="ieee" for full fp32.
-Backward: recompute through the reference twin (see kernels/_backward.py for the cost).
+Backward: the fused closed-form attention backward with k = v = W (kernels/_backward.py).
 """
 
 from __future__ import annotations
@@ -60,20 +60,21 @@ def hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float = 1.0, *, topk: int = 
 class HopfColeFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, W, b, eps, topk):  # type: ignore[override]
-        ctx.save_for_backward(x, W, b)
         ctx.cfg = (eps, topk)
         value, grad, ent, tw, ti = hopf_cole_fwd(x, W, b, eps, topk)
         if tw is None:
             tw = value.new_empty((value.shape[0], 0))
             ti = torch.empty((value.shape[0], 0), dtype=torch.long, device=value.device)
+        ctx.save_for_backward(x, W, b, value, grad, ent, tw, ti)
         ctx.mark_non_differentiable(ti)
         return value, grad, ent, tw, ti
 
     @staticmethod
     def backward(ctx, g_val, g_grad, g_ent, g_tw, g_ti):  # type: ignore[override]
-        from hjplug.kernels._backward import hopf_cole_vjp
+        from hjplug.kernels._backward import hopf_cole_grads
 
         eps, topk = ctx.cfg
-        grads = hopf_cole_vjp(ctx.saved_tensors, eps, topk, ctx.needs_input_grad[:3],
-                              (g_val, g_grad, g_ent, g_tw))
+        saved = ctx.saved_tensors
+        grads = hopf_cole_grads(saved[:3], saved[3:], eps, topk, ctx.needs_input_grad[:3],
+                                (g_val, g_grad, g_ent, g_tw if topk else None))
         return (*grads, None, None)

@@ -26,6 +26,7 @@ from triton.compiler import ASTSource
 from hjplug.kernels.triton._config import next_pow2
 from hjplug.kernels.triton.attention_configs import attention_configs
 from hjplug.kernels.triton.hj_attention import _hj_attn_fwd
+from hjplug.kernels.triton.hj_attention_bwd import _bwd_dkdv, _bwd_dq, bwd_configs
 
 __all__ = ["Resources", "Variant", "candidates", "measure"]
 
@@ -47,6 +48,7 @@ class Variant:
     bias_row: bool = False
     topk: int = 0
     dot_prec: str = "tf32"  # fp32 only: "ieee" exact, "tf32"
+    kernel: str = "fwd"  # "fwd" | "dkdv" | "dq" (the backward's two kernels)
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,20 @@ class Resources:
 def candidates(v: Variant) -> list[triton.Config]:
     """The autotune candidates the launcher uses for this variant."""
     exact = v.dtype == "fp32" and v.dot_prec == "ieee"
+    if v.kernel != "fwd":
+        return bwd_configs(v.kernel, exact, v.dtype != "fp32", v.D <= 64)
     return attention_configs(False, v.kv_same, v.D <= 64 and not v.kv_same, exact, v.topk > 0,
                              v.dtype != "fp32")
 
 
 def _source(v: Variant, cfg: triton.Config) -> ASTSource:
-    fn = _hj_attn_fwd
+    fn = {"fwd": _hj_attn_fwd, "dkdv": _bwd_dkdv, "dq": _bwd_dq}[v.kernel]
     names = fn.arg_names
     ptr_types = {"Q": v.dtype, "K": v.dtype, "V": v.dtype, "BIAS": "fp32", "OUT": "fp32",
-                 "LSE": "fp32", "ENT": "fp32", "TOPV": "fp32", "TOPI": "i32"}
-    unit = {"sqd", "skd", "svd", "sod", "sbn"}  # contiguous last dims: specialised to 1
+                 "LSE": "fp32", "ENT": "fp32", "TOPV": "fp32", "TOPI": "i32", "DO": v.dtype,
+                 "LSE2": "fp32", "C": "fp32", "GH": "fp32", "DK": v.dtype, "DV": v.dtype,
+                 "DB": "fp32", "DQ": v.dtype}
+    unit = {"sqd", "skd", "svd", "sod", "sbn", "sdd"}  # contiguous last dims: specialised to 1
     small = {"H", "GROUP", "offset", "WINDOW"}  # not assumed 16-divisible
     sig: dict[str, str] = {}
     consts: dict[str, object] = {}
@@ -83,7 +89,7 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
         if n in ptr_types:
             sig[n] = "*" + ptr_types[n]
             attrs[(i,)] = [["tt.divisibility", 16]]
-        elif n == "qk_scale":
+        elif n in ("qk_scale", "scale"):
             sig[n] = "fp32"
         elif n in unit:
             sig[n], consts[n] = "constexpr", 1
@@ -94,11 +100,17 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
             if n not in small:
                 attrs[(i,)] = [["tt.divisibility", 16]]
     tk = v.topk
-    consts.update(cfg.kwargs, BLOCK_D=v.D, EVEN_D=True, CAUSAL=v.causal, HAS_WINDOW=False,
-                  HAS_BIAS=v.bias_row, BIAS_ROW=v.bias_row, KV_SAME=v.kv_same, TOPK=tk,
-                  TOPK_PAD=next_pow2(tk) if tk else 1,
-                  DOT_PREC=v.dot_prec if v.dtype == "fp32" else "tf32",
-                  ROUND_P=v.dtype == "fp32" and v.dot_prec == "tf32" and v.kv_same, INT64=False)
+    prec = v.dot_prec if v.dtype == "fp32" else "tf32"
+    common = dict(BLOCK_D=v.D, CAUSAL=v.causal, HAS_WINDOW=False, HAS_BIAS=v.bias_row,
+                  BIAS_ROW=v.bias_row, DOT_PREC=prec, INT64=False)
+    if v.kernel == "fwd":
+        consts.update(cfg.kwargs, **common, EVEN_D=True, KV_SAME=v.kv_same, TOPK=tk,
+                      TOPK_PAD=next_pow2(tk) if tk else 1,
+                      ROUND_P=v.dtype == "fp32" and v.dot_prec == "tf32" and v.kv_same)
+    else:  # the backward (edge tiles masked inside, as the forward)
+        extra = ({"DB_ROW": v.bias_row, "KV_SAME": v.kv_same} if v.kernel == "dkdv"
+                 else {"DB_FULL": False})
+        consts.update(cfg.kwargs, **common, **extra)
     return ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)
 
 

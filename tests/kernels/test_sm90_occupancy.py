@@ -35,6 +35,24 @@ def test_half_candidates_keep_two_warpgroups_per_sm(variant: Variant) -> None:
     assert all(r.regs <= 128 and r.warpgroups_per_sm == 4 for r in capped), capped
 
 
+BACKWARD = [Variant(f"bwd D128 causal {k}", "bf16", 128, causal=True, kernel=k)
+            for k in ("dkdv", "dq")] + [
+    Variant("hopf_cole bwd dkdv", "bf16", 128, kv_same=True, bias_row=True, kernel="dkdv")]
+
+
+@pytest.mark.parametrize("variant", BACKWARD, ids=lambda v: v.name.replace(" ", "-"))
+def test_backward_candidates_do_not_spill(variant: Variant) -> None:
+    """The backward keeps two fp32 [BLOCK_N, D] accumulators (dk, dv) in registers: a 128-key
+    block on 4 warps spilled 2.4 KB at D=128; every candidate must stay (nearly) spill-free."""
+    try:
+        rows = [measure(variant, cfg) for cfg in candidates(variant)]
+    except (FileNotFoundError, ImportError) as exc:
+        pytest.skip(f"cannot compile for sm_90 here: {exc}")
+    for r in rows:
+        assert r.warpgroups_per_sm >= 2, r
+        assert r.spill_bytes <= 64, r
+
+
 def test_one_warpgroup_tile_is_detected() -> None:
     """The measurement itself can fail: the dropped D=128 tile reads one warpgroup per SM."""
     import triton

@@ -1,0 +1,156 @@
+"""Benchmark the fused closed-form backward on CPU (reference twin) beside the recompute path it
+replaced (autograd through the chunked reference forward, `_backward._vjp`).
+
+Problems (fp32): attention B=1, H=4, S=2048, D=64 (causal and not; loss = out·g + H·g_H) and
+the Hopf–Cole layer M=1024, N=16384, d=64 (loss = value·g + H·g_H). Both paths start from the
+same saved forward (the forward is not timed).
+Times: one process, interleaved rounds, median (min / max beside). Peak memory: each path in a
+fresh subprocess, glibc mmap threshold at 64 KiB so freed tensors leave RSS, VmHWM reset after a
+warm-up; peak RSS − RSS before the measured backward.
+Usage: python benchmarks/bench_backward_cpu.py [--rounds 5] [--threads 1] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+PATHS = ("fused", "recompute")
+PROBLEMS = ("attention", "attention causal", "hopf_cole")
+
+
+def setup(problem: str):  # type: ignore[no-untyped-def]
+    """(backward callable per path) for one problem; forward done once here."""
+    import torch
+
+    from hjplug.kernels import _backward
+    from hjplug.kernels.reference.hj_attention import hj_attention
+    from hjplug.kernels.reference.hopf_cole import hopf_cole
+
+    g = torch.Generator().manual_seed(0)
+    if problem.startswith("attention"):
+        causal = problem.endswith("causal")
+        B, H, S, D = 1, 4, 2048, 64
+        q, k, v = (torch.randn(B, H, S, D, generator=g) for _ in range(3))
+        scale = D ** -0.5
+        r = hj_attention(q, k, v, scale=scale, causal=causal)
+        grads = (torch.randn(B, H, S, D, generator=g), None, torch.randn(B, H, S, generator=g),
+                 None)
+        outs = (r.out, r.lse, r.entropy, r.lse.new_empty((B, H, S, 0)),
+                torch.empty((B, H, S, 0), dtype=torch.long))
+        cfg = (scale, causal, -1, 0)
+
+        def fused():
+            return _backward.attention_grads((q, k, v, None), outs, cfg, (True,) * 3 + (False,),
+                                             grads)
+
+        def recompute():
+            def fn(q_, k_, v_):
+                o = hj_attention(q_, k_, v_, scale=scale, causal=causal)
+                return o.out, o.lse, o.entropy
+
+            return _backward._vjp(fn, (q, k, v), (True,) * 3, grads[:3])
+
+        return fused, recompute
+    M, N, d, eps = 1024, 16384, 64, 0.5
+    x = torch.randn(M, d, generator=g)
+    W = torch.randn(N, d, generator=g) / d ** 0.5
+    b = torch.randn(N, generator=g)
+    r = hopf_cole(x, W, b, eps)
+    grads = (torch.randn(M, generator=g), None, torch.randn(M, generator=g), None)
+    outs = (r.value, r.grad, r.entropy, r.value.new_empty((M, 0)),
+            torch.empty((M, 0), dtype=torch.long))
+
+    def fused():
+        return _backward.hopf_cole_grads((x, W, b), outs, eps, 0, (True,) * 3, grads)
+
+    def recompute():
+        def fn(x_, W_, b_):
+            o = hopf_cole(x_, W_, b_, eps)
+            return o.value, o.grad, o.entropy
+
+        return _backward._vjp(fn, (x, W, b), (True,) * 3, grads[:3])
+
+    return fused, recompute
+
+
+def peak_child(problem: str, path: str, threads: int) -> None:
+    """In a subprocess: print the peak RSS (MiB) of one backward above the RSS before it."""
+    import torch
+
+    torch.set_num_threads(threads)
+    fns = dict(zip(PATHS, setup(problem), strict=True))
+    fns[path]()  # warm-up (allocator, thread pool)
+
+    def rss(field: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    Path("/proc/self/clear_refs").write_text("5")
+    before = rss("VmRSS:")
+    fns[path]()
+    print(json.dumps({"peak_mib": rss("VmHWM:") - before}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        peak_child(args.child[0], args.child[1], args.threads)
+        return 0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for problem in PROBLEMS:
+        fns = dict(zip(PATHS, setup(problem), strict=True))
+        a, b = fns["fused"](), fns["recompute"]()
+        err = max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-30))
+                  for x, y in zip(a, b, strict=False) if x is not None and y is not None)
+        times: dict[str, list[float]] = {p: [] for p in PATHS}
+        for i in range(args.rounds):
+            for p in (PATHS if i % 2 == 0 else PATHS[::-1]):
+                t = time.perf_counter()
+                fns[p]()
+                times[p].append(time.perf_counter() - t)
+        peak = {}
+        for p in PATHS:
+            env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(64 * 1024))
+            out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
+                                  "--child", problem, p], capture_output=True, text=True,
+                                 env=env, check=True).stdout
+            peak[p] = json.loads(out.strip().splitlines()[-1])["peak_mib"]
+        row = dict(problem=problem, max_rel_diff=err, peak_mib=peak,
+                   s={p: dict(median=statistics.median(v), min=min(v), max=max(v))
+                      for p, v in times.items()})
+        rows.append(row)
+        f, r = row["s"]["fused"]["median"], row["s"]["recompute"]["median"]
+        print(f"{problem:18} fused {f:7.3f} s  recompute {r:7.3f} s  ({r / f:4.1f}x)   peak "
+              f"{peak['fused']:7.1f} vs {peak['recompute']:7.1f} MiB   max rel diff {err:.1e}",
+              flush=True)
+    if args.out:
+        from hjplug.paper._common import atomic_write_text
+
+        meta = dict(date=datetime.date.today().isoformat(), machine=platform.processor() or
+                    platform.machine(), threads=args.threads, torch=torch.__version__)
+        atomic_write_text(args.out, json.dumps(dict(meta=meta, rows=rows), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

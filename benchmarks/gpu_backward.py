@@ -1,0 +1,273 @@
+"""GPU check of the fused backward (hj_attention and hopf_cole): correctness, then speed.
+
+    PYTHONUNBUFFERED=1 python benchmarks/gpu_backward.py        (GPU_CHECK_DRY=1: tiny, on CPU)
+
+Correctness: gradients of L = Σ out·g_o + Σ lse·g_l + Σ H·g_H (fresh random inputs and upstream
+grads) from the fused backward on bf16 inputs, against autograd through a dense fp32 evaluation
+on the same (upcast) inputs; the limit is 2× the error of autograd through the same dense
+evaluation run in bf16 (PyTorch's own error at that precision), and for the out-only gradient
+2× SDPA's (flash) bf16 backward error. Speed: backward alone (autograd.grad on a kept graph,
+CUDA events, medians) beside SDPA flash / cuDNN backward, and the Hopf–Cole layer's forward +
+backward beside plain PyTorch autograd, with peak memory. JSON to $OUT/gpu_backward.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from _gpu_common import (  # first: sets TRITON_INTERPRET
+    DEV,
+    DRY,
+    HopfColeInputs,
+    bench,
+    finish,
+    log,
+    peak_mib,
+    run_section,
+    sync,
+)
+
+# isort: split
+import torch
+import torch.nn.functional as F
+import triton
+
+from hjplug.kernels import api
+from hjplug.kernels.triton import hj_attention_bwd as bwd
+
+BF16 = torch.float16 if DRY else torch.bfloat16  # the interpreter has no bf16 MMA
+RESULTS: dict = {"checks": [], "timings": [], "errors": []}
+ROWS: list[tuple] = []
+
+
+def sz(n: int, dry: int) -> int:
+    return dry if DRY else n
+
+
+def rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    a, ref = a.double(), ref.double()
+    if not bool(torch.isfinite(a).all()):
+        return float("nan")
+    return float((a - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def check(name: str, ours: float, torch_err: float, floor: float = 0.0) -> None:
+    limit = max(2.0 * torch_err, floor)
+    ok = ours == ours and ours <= limit
+    RESULTS["checks"].append(dict(name=name, ours=ours, torch=torch_err, limit=limit, ok=ok))
+    log(f"{'PASS' if ok else 'FAIL'} {name}: ours {ours:.3e}  torch {torch_err:.3e}  "
+        f"limit {limit:.3e}")
+
+
+def dense(q, k, v, scale, causal, bias=None):
+    """(out, lse, H) materialised, in q's dtype (autograd-able); GQA by repeat."""
+    g = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
+    s = (q @ k.transpose(-1, -2)) * scale
+    if bias is not None:
+        s = s + bias
+    if causal:
+        Sq, Sk = q.shape[2], k.shape[2]
+        i = torch.arange(Sq, device=q.device)[:, None] + (Sk - Sq)
+        s = s.masked_fill(torch.arange(Sk, device=q.device)[None, :] > i, float("-inf"))
+    lse = torch.logsumexp(s.float(), -1)
+    logp = s.float() - lse[..., None]
+    p = logp.exp()
+    ent = -(p * logp.masked_fill(p == 0, 0.0)).sum(-1)
+    return p.to(v.dtype) @ v, lse, ent
+
+
+def _loss(outs, gs):
+    return sum((o.float() * g).sum() for o, g in zip(outs, gs, strict=False))
+
+
+def _grads(fn, ins, gs):
+    leaves = [t.detach().requires_grad_(True) for t in ins]
+    return torch.autograd.grad(_loss(fn(*leaves), gs), leaves)
+
+
+def correctness():
+    """Fused backward vs fp32 dense autograd; limit from bf16 dense autograd / SDPA bf16."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    bwd.AUTOTUNE = False  # the first config: quick compiles (the timed cases autotune)
+    cases = [  # B, H, Hk, Sq, Sk, D, causal, bias
+        (2, 4, 2, sz(1000, 40), sz(1000, 40), 64, True, False),
+        (2, 4, 4, sz(777, 37), sz(1037, 45), 128, False, False),
+        (1, 4, 1, sz(512, 33), sz(512, 33), 64, False, True),
+        (1, 2, 2, sz(64, 16), sz(3000, 300), 128, False, False),  # dq split over keys
+    ]
+    for B, H, Hk, Sq, Sk, D, causal, with_bias in cases:
+        q = torch.randn(B, H, Sq, D, device=DEV).to(BF16)
+        k = torch.randn(B, Hk, Sk, D, device=DEV).to(BF16)
+        v = torch.randn(B, Hk, Sk, D, device=DEV).to(BF16)
+        bias = torch.randn(B, H, Sq, Sk, device=DEV) if with_bias else None
+        scale = D ** -0.5
+        gs = [torch.randn(B, H, Sq, D, device=DEV), torch.randn(B, H, Sq, device=DEV),
+              torch.randn(B, H, Sq, device=DEV)]
+        ins = [q, k, v] + ([bias] if with_bias else [])
+
+        def ours(q_, k_, v_, b_=None, scale=scale, causal=causal):
+            r = api.hj_attention(q_, k_, v_, scale=scale, causal=causal, bias=b_)
+            return r.out, r.lse, r.entropy
+
+        def ref32(q_, k_, v_, b_=None, scale=scale, causal=causal):
+            return dense(q_.float(), k_.float(), v_.float(), scale, causal, b_)
+
+        def ref16(q_, k_, v_, b_=None, scale=scale, causal=causal):
+            return dense(q_, k_, v_, scale, causal, None if b_ is None else b_.to(BF16))
+
+        want = _grads(ref32, ins, gs)
+        got = _grads(ours, ins, gs)
+        base = _grads(ref16, ins, gs)
+        nm = f"bwd B{B} H{H}/{Hk} Sq{Sq} Sk{Sk} D{D} c{int(causal)} bias{int(with_bias)}"
+        for name, a, w, t in zip(("q", "k", "v", "bias"), got, want, base, strict=False):
+            check(f"{nm} d{name} (out+lse+H)", rel(a, w), rel(t, w), 1e-3)
+        if not with_bias and not DRY:  # out-only gradient against SDPA flash's own error
+            want_o = _grads(ref32, [q, k, v], gs[:1])
+            got_o = _grads(ours, [q, k, v], gs[:1])
+
+            def flash(q_, k_, v_, causal=causal, gqa=Hk != H):
+                with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                    return (F.scaled_dot_product_attention(q_, k_, v_, is_causal=causal,
+                                                           enable_gqa=gqa),)
+
+            try:
+                fl = _grads(flash, [q, k, v], gs[:1]) if Sq == Sk or not causal else None
+            except Exception as exc:  # flash may refuse a shape
+                RESULTS["errors"].append(f"flash backward {nm}: {exc!r}")
+                fl = None
+            for name, a, w, j in zip("qkv", got_o, want_o, range(3), strict=True):
+                t = rel(fl[j], w) if fl is not None else rel(base[j], w)
+                check(f"{nm} d{name} (out only, vs {'flash' if fl else 'bf16 dense'})",
+                      rel(a, w), t, 1e-3)
+    bwd.AUTOTUNE = True
+
+
+def time_attention():
+    for D in (64, 128):
+        for causal in (False, True):
+            _time_case(sz(4, 1), sz(16, 2), sz(4096, 64), D, causal)
+
+
+def _time_case(B: int, H: int, S: int, D: int, causal: bool) -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(B, H, S, D, device=DEV).to(BF16).requires_grad_(True)
+               for _ in range(3))
+    scale = D ** -0.5
+    g_o = torch.randn(B, H, S, D, device=DEV).to(BF16)
+    g_s = torch.randn(B, H, S, device=DEV)
+    r = api.hj_attention(q, k, v, scale=scale, causal=causal)
+    t0 = time.time()
+    torch.autograd.grad([r.out, r.entropy], [q, k, v], [g_o, g_s], retain_graph=True)
+    sync()
+    tune_s = time.time() - t0
+    res = {
+        "ours (out+H)": bench(lambda: torch.autograd.grad([r.out, r.entropy], [q, k, v],
+                                                          [g_o, g_s], retain_graph=True)),
+        "ours (out)": bench(lambda: torch.autograd.grad([r.out], [q, k, v], [g_o],
+                                                        retain_graph=True)),
+    }
+    for name, be in (("flash", SDPBackend.FLASH_ATTENTION),
+                     ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+        try:
+            with sdpa_kernel([be]):
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            res[name] = bench(lambda o=o: torch.autograd.grad([o], [q, k, v], [g_o],
+                                                              retain_graph=True))
+        except Exception as exc:
+            res[name] = float("nan")
+            RESULTS["errors"].append(f"sdpa {name} backward: {exc!r}")
+    flops = 10 * B * H * S * S * D * (0.5 if causal else 1.0)  # 5 matmuls (recomputed QKᵀ)
+    cfgs = {k_: str(getattr(f, "best_config", None)) for k_, f in bwd._AUTOTUNED.items()}
+    entry = dict(op="hj_attention backward", B=B, H=H, S=S, D=D, causal=causal, dtype="bf16",
+                 ms=res, tflops={k_: flops / (t * 1e-3) / 1e12 for k_, t in res.items()},
+                 vs_flash=res["flash"] / res["ours (out+H)"], tune_s=tune_s, configs=cfgs)
+    RESULTS["timings"].append(entry)
+    ROWS.append((f"attn bwd D{D} c{int(causal)}", res["ours (out+H)"],
+                 f"out-only {res['ours (out)']:.3f} / flash {res['flash']:.3f} / "
+                 f"cudnn {res['cudnn']:.3f}", f"{entry['vs_flash']:.2f}x flash",
+                 f"{entry['tflops']['ours (out+H)']:.0f} TF/s"))
+    log(f"attention backward D{D} causal={causal}: {res} (tune {tune_s:.1f}s) {cfgs}")
+
+
+def time_hopf_cole():
+    """Forward + backward of the Hopf–Cole layer (value + entropy losses) beside plain autograd."""
+    M, N, d, eps = sz(4096, 40), sz(65536, 300), 128, 0.5
+    data = HopfColeInputs(M, N, d, BF16)
+    sets = [tuple(t.requires_grad_(True) for t in s) for s in data.sets]
+    g_v = torch.randn(M, device=DEV)
+    g_h = torch.randn(M, device=DEV)
+    it = iter(range(10**9))
+
+    def ours():
+        x, W, b = sets[next(it) % len(sets)]
+        r = api.hopf_cole(x, W, b, eps)
+        return torch.autograd.grad([r.value, r.entropy], [x, W, b], [g_v, g_h])
+
+    def plain():
+        x, W, b = sets[next(it) % len(sets)]
+        z = (x @ W.T + b).float() / eps  # [M, N]
+        lse = torch.logsumexp(z, -1)
+        p = torch.softmax(z, -1)
+        ent = lse - (p * z).sum(-1)
+        return torch.autograd.grad([eps * lse, ent], [x, W, b], [g_v, g_h])
+
+    ours()
+    sync()
+    res = {"ours": bench(ours, reps=10), "plain": bench(plain, reps=10)}
+    mem = {"ours": peak_mib(ours), "plain": peak_mib(plain)}
+    x, W, b = sets[0]
+    got, want = ours_at(x, W, b, eps, g_v, g_h), plain_fp32(x, W, b, eps, g_v, g_h)
+    base = plain_at(x, W, b, eps, g_v, g_h)
+    for name, a, w, t in zip(("x", "W", "b"), got, want, base, strict=True):
+        check(f"hopf_cole bwd bf16 d{name}", rel(a, w), rel(t, w), 1e-3)
+    entry = dict(op="hopf_cole fwd+bwd", M=M, N=N, d=d, dtype="bf16", ms=res, peak_mib=mem,
+                 speedup=res["plain"] / res["ours"])
+    RESULTS["timings"].append(entry)
+    ROWS.append(("hopf_cole fwd+bwd bf16", res["ours"], f"plain {res['plain']:.2f}",
+                 f"{entry['speedup']:.1f}x", f"peak {mem['ours']:.0f} vs {mem['plain']:.0f} MiB"))
+    log(f"hopf_cole fwd+bwd: {res} peak MiB {mem}")
+
+
+def ours_at(x, W, b, eps, g_v, g_h):
+    leaves = [t.detach().requires_grad_(True) for t in (x, W, b)]
+    r = api.hopf_cole(*leaves, eps)
+    return torch.autograd.grad([r.value, r.entropy], leaves, [g_v, g_h])
+
+
+def plain_at(x, W, b, eps, g_v, g_h, dtype=None):
+    leaves = [t.detach().to(dtype or t.dtype).requires_grad_(True) for t in (x, W, b)]
+    xx, WW, bb = leaves
+    z = (xx @ WW.T + bb).float() / eps
+    lse = torch.logsumexp(z, -1)
+    p = torch.softmax(z, -1)
+    return torch.autograd.grad([eps * lse, lse - (p * z).sum(-1)], leaves, [g_v, g_h])
+
+
+def plain_fp32(x, W, b, eps, g_v, g_h):
+    return plain_at(x, W, b, eps, g_v, g_h, torch.float32)
+
+
+def main() -> int:
+    name = "CPU (dry run)" if DRY else torch.cuda.get_device_properties(0).name
+    RESULTS["env"] = dict(device=name, torch=torch.__version__, triton=triton.__version__,
+                          date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    log(f"{RESULTS['env']}")
+    for fn in (correctness, time_attention, time_hopf_cole):
+        log(f"--- {fn.__name__}")
+        run_section(fn, RESULTS)
+    title = f"{RESULTS['env']['device']}, torch {torch.__version__}, triton {triton.__version__}"
+    status = finish(RESULTS, title, "gpu_backward.json",
+                    Path("/tmp") if DRY else Path(__file__).parent)
+    print(f"{'kernel':<26}{'ours ms':>9}  {'baselines ms':<46}{'ratio':<18}note")
+    for row in ROWS:
+        print(f"{row[0]:<26}{row[1]:>9.3f}  {row[2]:<46}{row[3]:<18}{row[4]}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Reference twin of the fused HJ attention backward (pure PyTorch, closed form, chunked).
+
+With s_ij = scale·q_i·k_j + bias_ij, π_ij = e^{s_ij − lse_i}, out_i = Σ_j π_ij v_j,
+lse_i = log Σ_j e^{s_ij} and H_i = lse_i − Σ_j π_ij s_ij, the upstream gradients
+(dO_i, g_lse_i, g_H_i) give per score
+
+    ds_ij = π_ij · (dO_i·v_j + c_i − g_H_i·s_ij),
+    c_i   = −dO_i·out_i + g_lse_i + g_H_i·(lse_i − H_i)          (`row_terms`)
+
+(∂lse/∂s_j = π_j, ∂H/∂s_j = −π_j (s_j − E_π[s]), ∂out/∂s_j = π_j (v_j − out)), and then
+
+    dq_i = scale·Σ_j ds_ij k_j,   dk_j = scale·Σ_i ds_ij q_i,   dv_j = Σ_i π_ij dO_i,
+    dbias_ij = ds_ij.
+
+A top-k weight's gradient adds a dense part −π_ij·Σ_t g_t w_t to c_i and a sparse part at its k
+keys (`topk_grad`). Keys are walked in chunks (as the forward twin), so at most BLOCK_SCORES
+scores exist at once: memory O((Sq + Sk)·D), not the recompute path's O(Sq·Sk). The Triton
+kernel (`kernels/triton/hj_attention_bwd.py`) has the same signature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from hjplug.kernels._checks import stats_dtype
+from hjplug.kernels.reference.hj_attention import as_additive, key_range, zero_outside_band
+
+__all__ = ["hj_attention_bwd", "reduce_to", "row_terms"]
+
+BLOCK_SCORES = 1 << 18  # scores per block, as the forward twin
+KEY_CHUNK = 512
+
+
+def row_terms(out: Tensor, lse: Tensor, ent: Tensor, g_out: Tensor | None,
+              g_lse: Tensor | None, g_ent: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(c [B,H,Sq], g_H [B,H,Sq]) in the statistics dtype; missing gradients count as zero.
+    Rows with no visible key (lse = −inf) get c = 0 (their π is 0: nothing flows)."""
+    ct = lse.dtype
+    c = torch.zeros_like(lse)
+    if g_out is not None:
+        c -= torch.linalg.vecdot(g_out.to(ct), out.to(ct))  # −dO·out
+    if g_lse is not None:
+        c += g_lse.to(ct)
+    gh = torch.zeros_like(lse) if g_ent is None else g_ent.to(ct)
+    if g_ent is not None:
+        c += gh * (lse - ent)  # g_H·E_π[s]
+    return c.masked_fill(lse == -math.inf, 0.0), gh
+
+
+def reduce_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
+    """Sum a [B, H, Sq, Sk]-like gradient over the dims a broadcast `shape` had as 1 (or lacked)."""
+    lead = g.dim() - len(shape)
+    if lead:
+        g = g.sum(dim=tuple(range(lead)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return (g.sum(dim=dims, keepdim=True) if dims else g).reshape(shape)
+
+
+def hj_attention_bwd(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
+    window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
+    needs_bias: bool = False, precision: str = "ieee", chunk: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(dq, dk, dv, dbias) from the forward's lse [B,H,Sq] and the row terms (c, g_H) of
+    `row_terms`; g_out [B,H,Sq,Dv] or None. dbias (in bias's own shape) only when needs_bias and
+    bias is a float tensor. Computes in fp32 (fp64 stays; `precision` is the kernel's fp32 dot
+    mode, accepted for the same signature: the twin is always exact), returns input dtypes.
+    When k is v (one tensor: Hopf–Cole's atoms) dk is that tensor's whole gradient, dv None."""
+    B, H, Sq, D = q.shape
+    Hk, Sk, Dv = k.shape[1], k.shape[2], v.shape[-1]
+    g = H // Hk
+    ct = stats_dtype(q.dtype)
+    dev = q.device
+    win = window if window > 0 else -1
+    add = as_additive(bias, ct)  # natural units, its own shape
+    want_db = needs_bias and bias is not None and bias.is_floating_point()
+    if add is not None:
+        add = add.expand(B, H, Sq, Sk).view(B, Hk, g, Sq, Sk)  # view, stride 0 where broadcast
+    db_shape = (B, H, Sq if want_db and bias.dim() >= 2 and bias.shape[-2] != 1 else 1, Sk)  # type: ignore[union-attr]
+    dbias = torch.zeros(db_shape, dtype=ct, device=dev) if want_db else None
+    db5 = None if dbias is None else dbias.view(B, Hk, g, db_shape[2], Sk)
+    qg = q.view(B, Hk, g, Sq, D)
+    lse_g = lse.to(ct).view(B, Hk, g, Sq)
+    lse_g = lse_g.masked_fill(lse_g == -math.inf, 0.0)  # no visible key: every score −inf → π 0
+    c_g = c.to(ct).view(B, Hk, g, Sq)
+    gh_g = gh.to(ct).view(B, Hk, g, Sq)
+    go_g = None if g_out is None else g_out.view(B, Hk, g, Sq, Dv)
+    dq = torch.zeros(B, Hk, g, Sq, D, dtype=ct, device=dev)
+    dk = torch.zeros(B, Hk, Sk, D, dtype=ct, device=dev)
+    dv = torch.zeros(B, Hk, Sk, Dv, dtype=ct, device=dev)
+    cs = max(1, min(Sk, chunk or KEY_CHUNK))
+    rows = max(1, min(Sq, BLOCK_SCORES // (g * cs)))  # queries per block
+    for b in range(B):
+        for hk in range(Hk):
+            for i0 in range(0, Sq, rows):
+                i1 = min(Sq, i0 + rows)
+                nq = i1 - i0
+                qb = qg[b, hk, :, i0:i1].to(ct)  # [g, nq, D]
+                lb = lse_g[b, hk, :, i0:i1, None]  # [g, nq, 1]
+                cb = c_g[b, hk, :, i0:i1, None]
+                hb = gh_g[b, hk, :, i0:i1, None]
+                gob = None if go_g is None else go_g[b, hk, :, i0:i1].to(ct)  # [g, nq, Dv]
+                lo, hi = key_range(i0, i1, Sq, Sk, causal, win)
+                for j0 in range(lo, hi, cs):
+                    j1 = min(hi, j0 + cs)
+                    kb = k[b, hk, j0:j1].to(ct)  # [C, D]
+                    vb = v[b, hk, j0:j1].to(ct)  # [C, Dv]
+                    s = torch.matmul(qb, kb.T).mul_(scale)  # [g, nq, C]
+                    if add is not None:
+                        s += add[b, hk, :, i0:i1, j0:j1]
+                    if causal or win > 0:
+                        d = i0 + Sk - Sq - j0
+                        keep = zero_outside_band(torch.ones(nq, j1 - j0, dtype=ct, device=dev),
+                                                 d, causal, win)  # [nq, C]
+                        if not bool(keep.all()):
+                            zero_outside_band(s, d, causal, win).add_(keep.log())  # → −inf
+                    p = torch.exp(s - lb)  # [g, nq, C]  π
+                    bracket = cb - hb * s  # [g, nq, C]
+                    if gob is not None:
+                        bracket += gob @ vb.T
+                        dv[b, hk, j0:j1] += torch.einsum("gic,gie->ce", p, gob)
+                    ds = torch.where(p == 0, 0.0, p * bracket)  # removed keys: 0 (not 0·∞)
+                    dq[b, hk, :, i0:i1] += ds @ kb
+                    dk[b, hk, j0:j1] += torch.einsum("gic,gid->cd", ds, qb)
+                    if db5 is not None:
+                        if db_shape[2] == 1:
+                            db5[b, hk, :, 0, j0:j1] += ds.sum(1)
+                        else:
+                            db5[b, hk, :, i0:i1, j0:j1] += ds
+    dq = (dq * scale).view(B, H, Sq, D).to(q.dtype)
+    if k is v:  # one tensor: its gradient is dk + dv
+        dk_all, dv_out = (dk * scale + dv).to(k.dtype), None
+    else:
+        dk_all, dv_out = (dk * scale).to(k.dtype), dv.to(v.dtype)
+    if dbias is not None:
+        assert bias is not None
+        dbias = reduce_to(dbias, bias.shape).to(bias.dtype)
+    return dq, dk_all, dv_out, dbias

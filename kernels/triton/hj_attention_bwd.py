@@ -1,0 +1,422 @@
+"""Fused HJ attention backward in Triton (flash-style recompute of π from the saved lse).
+
+Same formula as the reference twin (`kernels/reference/hj_attention_bwd.py`):
+    π_ij = 2^{u_ij − lse_i·log₂e},  u = log₂e·s,  s_ij = scale·q_i·k_j + bias_ij
+    ds_ij = π_ij·(dO_i·v_j + c_i − g_H_i·s_ij)       (c, g_H: per-row terms, `row_terms`)
+    dq = scale·ds·k,  dk = scale·dsᵀ·q,  dv = πᵀ·dO,  dbias = ds
+Two launches, no atomics: `_bwd_dkdv` (one program per key block and kv-head; it walks the
+query blocks of every query head of its group, so GQA sums in registers) and `_bwd_dq` (one
+program per query block and head, keys split across programs when few query blocks exist;
+the fp32 partial dq are summed after). The entropy gradient costs one multiply-add per score
+over the plain flash backward. Scores are never stored (unless a full bias needs its
+gradient, which is dense by nature): memory O((Sq + Sk)·D) beside the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2
+from hjplug.kernels.triton.hj_attention import LOG2E, SPLIT_ALIGN, _n_splits, _needs_int64
+
+__all__ = ["bwd_configs", "hj_attention_bwd"]
+
+
+@triton.jit
+def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_base, offs_m,
+               offs_n, offs_d, n_ok, d_ok, lo, hi, Sq, offset, WINDOW, qk_scale, scale,
+               sqm, sqd, sbm, sbn, sdm, sdd,
+               BLOCK_M: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
+               HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_ROW: tl.constexpr,
+               DB_ROW: tl.constexpr, KV_SAME: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Query blocks [lo, hi) of one query head against one key block (kᵀ-major tiles)."""
+    for start_m in range(lo, hi, BLOCK_M):
+        rows = start_m + offs_m  # [BM]
+        r_ok = rows < Sq
+        qd_mask = r_ok[:, None] & d_ok[None, :]
+        q = tl.load(q_base + rows[:, None] * sqm + offs_d[None, :] * sqd, mask=qd_mask,
+                    other=0.0)  # [BM, BD]
+        do = tl.load(do_base + rows[:, None] * sdm + offs_d[None, :] * sdd, mask=qd_mask,
+                     other=0.0)  # [BM, BD]
+        # rows past Sq: lse = +inf makes their π exactly 0 (no mask needed, no 0·∞)
+        lse2 = tl.load(LSE2 + row_base + rows, mask=r_ok, other=float("inf"))  # [BM]
+        c = tl.load(C + row_base + rows, mask=r_ok, other=0.0)
+        gh = tl.load(GH + row_base + rows, mask=r_ok, other=0.0)
+        u = tl.dot(k, tl.trans(q), input_precision=DOT_PREC) * qk_scale  # [BN, BM] log2
+        if HAS_BIAS:
+            if BIAS_ROW:
+                bt = tl.load(bias_base + offs_n * sbn, mask=n_ok, other=0.0)  # [BN]
+                u += bt.to(tl.float32)[:, None] * 1.4426950408889634
+            else:
+                bt = tl.load(bias_base + rows[None, :] * sbm + offs_n[:, None] * sbn,
+                             mask=n_ok[:, None] & r_ok[None, :], other=0.0)  # [BN, BM]
+                u += bt.to(tl.float32) * 1.4426950408889634
+        if MASKED:
+            ok = n_ok[:, None] & r_ok[None, :]
+            if CAUSAL:
+                ok = ok & (offs_n[:, None] <= rows[None, :] + offset)
+            if HAS_WINDOW:
+                ok = ok & (offs_n[:, None] > rows[None, :] + offset - WINDOW)
+                if not CAUSAL:
+                    ok = ok & (offs_n[:, None] < rows[None, :] + offset + WINDOW)
+            u = tl.where(ok, u, float("-inf"))
+        p = tl.math.exp2(u - lse2[None, :])  # [BN, BM]  πᵀ
+        dp = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # [BN, BM]  (dO·v)ᵀ
+        ds = p * (dp + c[None, :] - gh[None, :] * (u * 0.6931471805599453))
+        ds = tl.where(p == 0.0, 0.0, ds)  # removed keys: 0, not 0·∞ (NaN stays NaN)
+        if KV_SAME:
+            dk = tl.dot(p.to(do.dtype), do, dk, input_precision=DOT_PREC)
+            dk = tl.dot((ds * scale).to(q.dtype), q, dk, input_precision=DOT_PREC)
+        else:
+            dv = tl.dot(p.to(do.dtype), do, dv, input_precision=DOT_PREC)
+            dk = tl.dot(ds.to(q.dtype), q, dk, input_precision=DOT_PREC)
+        if DB_ROW:
+            db += tl.sum(ds, 1)
+    return dk, dv, db
+
+
+@triton.jit
+def _bwd_dkdv(
+    Q, K, V, BIAS, DO, LSE2, C, GH, DK, DV, DB,
+    qk_scale, scale,
+    sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    sbb, sbh, sbm, sbn, sdb, sdh, sdm, sdd,
+    H, Sq, Sk, D, GROUP, offset, WINDOW,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BIAS_ROW: tl.constexpr, DB_ROW: tl.constexpr, DOT_PREC: tl.constexpr,
+    KV_SAME: tl.constexpr = False, INT64: tl.constexpr = False,
+):
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)  # over B·Hk
+    Hk = H // GROUP
+    b = pid_bh // Hk
+    hk = pid_bh % Hk
+    if INT64:
+        b = b.to(tl.int64)
+        hk = hk.to(tl.int64)
+    n0 = pid_n * BLOCK_N
+    offs_n = n0 + tl.arange(0, BLOCK_N)  # [BN]
+    offs_m = tl.arange(0, BLOCK_M)  # [BM]
+    offs_d = tl.arange(0, BLOCK_D)  # [BD]
+    n_ok = offs_n < Sk
+    d_ok = offs_d < D
+    kv_mask = n_ok[:, None] & d_ok[None, :]
+    k = tl.load(K + b * skb + hk * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+                mask=kv_mask, other=0.0)  # [BN, BD]
+    if KV_SAME:  # Hopf–Cole: keys = values = W, one accumulator for dW = dk + dv
+        v = k
+    else:
+        v = tl.load(V + b * svb + hk * svh + offs_n[:, None] * svn + offs_d[None, :] * svd,
+                    mask=kv_mask, other=0.0)  # [BN, BD]
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)  # unused (removed) when KV_SAME
+
+    # query rows that can see a key of this block (row i sees key j iff j ≤ i + offset when
+    # causal; j > i + offset − W, and j < i + offset + W when not causal, with a window):
+    # masked blocks [m_lo, m_f), then blocks that see every key of the block [m_f, m_hi)
+    n_last = tl.minimum(n0 + BLOCK_N, Sk) - 1
+    m_lo = 0
+    m_hi = Sq
+    if CAUSAL:
+        m_lo = tl.maximum(n0 - offset, 0)
+    if HAS_WINDOW:
+        m_hi = tl.minimum(m_hi, tl.maximum(n_last - offset + WINDOW, 0))
+        if not CAUSAL:
+            m_lo = tl.maximum(m_lo, n0 - offset - WINDOW + 1)
+    m_lo = (m_lo // BLOCK_M) * BLOCK_M
+    m_hi = tl.maximum(m_hi, m_lo)
+    m_f = m_lo
+    if CAUSAL:  # rows i ≥ n0 + BN − 1 − offset see the whole block
+        m_f = tl.cdiv(tl.maximum(n0 + BLOCK_N - 1 - offset, 0), BLOCK_M) * BLOCK_M
+    if HAS_WINDOW:
+        m_f = m_hi
+    m_f = tl.where(n0 + BLOCK_N > Sk, m_hi, m_f)  # the key tail block: every tile masked
+    m_f = tl.minimum(tl.maximum(m_f, m_lo), m_hi)
+
+    for g in range(GROUP):
+        h = hk * GROUP + g
+        q_base = Q + b * sqb + h * sqh
+        do_base = DO + b * sdb + h * sdh
+        row_base = (b * H + h) * Sq
+        bias_base = BIAS + b * sbb + h * sbh
+        db = tl.zeros([BLOCK_N], dtype=tl.float32)
+        dk, dv, db = _dkdv_rows(
+            dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_base, offs_m,
+            offs_n, offs_d, n_ok, d_ok, m_lo, m_f, Sq, offset, WINDOW, qk_scale, scale,
+            sqm, sqd, sbm, sbn, sdm, sdd, BLOCK_M, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
+            BIAS_ROW, DB_ROW, KV_SAME, DOT_PREC)
+        dk, dv, db = _dkdv_rows(
+            dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_base, offs_m,
+            offs_n, offs_d, n_ok, d_ok, m_f, m_hi, Sq, offset, WINDOW, qk_scale, scale,
+            sqm, sqd, sbm, sbn, sdm, sdd, BLOCK_M, False, CAUSAL, HAS_WINDOW, HAS_BIAS,
+            BIAS_ROW, DB_ROW, KV_SAME, DOT_PREC)
+        if DB_ROW:
+            tl.store(DB + (b * H + h) * Sk + offs_n, db, mask=n_ok)
+    out_off = ((b * Hk + hk) * Sk + offs_n[:, None]) * D + offs_d[None, :]  # contiguous
+    if KV_SAME:
+        tl.store(DK + out_off, dk.to(DK.dtype.element_ty), mask=kv_mask)
+    else:
+        tl.store(DK + out_off, (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
+        tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=kv_mask)
+
+
+@triton.jit
+def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+             offs_n, offs_d, d_ok, lo, hi, Sk, offset, WINDOW, qk_scale,
+             skn, skd, svn, svd, sbm, sbn,
+             BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
+             HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_ROW: tl.constexpr,
+             DB_FULL: tl.constexpr, DOT_PREC: tl.constexpr):
+    """Key blocks [lo, hi) against one query block."""
+    for start_n in range(lo, hi, BLOCK_N):
+        start_n = tl.multiple_of(start_n, BLOCK_N)
+        cols = start_n + offs_n  # [BN]
+        n_ok = cols < Sk
+        kv_mask = d_ok[None, :] & (cols[:, None] >= 0)  # [BN, BD]
+        if MASKED:  # the key tail
+            kv_mask = kv_mask & n_ok[:, None]
+        k = tl.load(k_base + cols[:, None] * skn + offs_d[None, :] * skd, mask=kv_mask,
+                    other=0.0)  # [BN, BD]
+        v = tl.load(v_base + cols[:, None] * svn + offs_d[None, :] * svd, mask=kv_mask,
+                    other=0.0)  # [BN, BD]
+        u = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # [BM, BN] log2
+        if HAS_BIAS:
+            if BIAS_ROW:
+                bt = tl.load(bias_base + cols * sbn, mask=n_ok, other=0.0)  # [BN]
+                u += bt.to(tl.float32)[None, :] * 1.4426950408889634
+            else:
+                bt = tl.load(bias_base + rows[:, None] * sbm + cols[None, :] * sbn,
+                             mask=r_ok[:, None] & n_ok[None, :], other=0.0)  # [BM, BN]
+                u += bt.to(tl.float32) * 1.4426950408889634
+        if MASKED:
+            ok = r_ok[:, None] & n_ok[None, :]
+            if CAUSAL:
+                ok = ok & (cols[None, :] <= rows[:, None] + offset)
+            if HAS_WINDOW:
+                ok = ok & (cols[None, :] > rows[:, None] + offset - WINDOW)
+                if not CAUSAL:
+                    ok = ok & (cols[None, :] < rows[:, None] + offset + WINDOW)
+            u = tl.where(ok, u, float("-inf"))
+        p = tl.math.exp2(u - lse2[:, None])  # [BM, BN]  π
+        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)  # [BM, BN]  dO·v
+        ds = p * (dp + c[:, None] - gh[:, None] * (u * 0.6931471805599453))
+        ds = tl.where(p == 0.0, 0.0, ds)
+        if DB_FULL:
+            tl.store(DB + db_row[:, None] + cols[None, :], ds,
+                     mask=r_ok[:, None] & n_ok[None, :])
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PREC)
+    return dq
+
+
+@triton.jit
+def _bwd_dq(
+    Q, K, V, BIAS, DO, LSE2, C, GH, DQ, DB,
+    qk_scale, scale,
+    sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    sbb, sbh, sbm, sbn, sdb, sdh, sdm, sdd, sqs,
+    H, Sq, Sk, D, GROUP, offset, WINDOW, split_len,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BIAS_ROW: tl.constexpr, DB_FULL: tl.constexpr, DOT_PREC: tl.constexpr,
+    INT64: tl.constexpr = False,
+):
+    pid_m = tl.program_id(0)
+    if CAUSAL:  # longest rows first
+        pid_m = tl.num_programs(0) - 1 - pid_m
+    pid_bh = tl.program_id(1)  # over B·H
+    pid_s = tl.program_id(2)
+    b = pid_bh // H
+    h = pid_bh % H
+    pid_s64 = pid_s
+    if INT64:
+        b = b.to(tl.int64)
+        h = h.to(tl.int64)
+        pid_s64 = pid_s.to(tl.int64)
+    hk = h // GROUP
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    r_ok = rows < Sq
+    d_ok = offs_d < D
+    qd_mask = r_ok[:, None] & d_ok[None, :]
+    q = tl.load(Q + b * sqb + h * sqh + rows[:, None] * sqm + offs_d[None, :] * sqd,
+                mask=qd_mask, other=0.0)  # [BM, BD]
+    do = tl.load(DO + b * sdb + h * sdh + rows[:, None] * sdm + offs_d[None, :] * sdd,
+                 mask=qd_mask, other=0.0)  # [BM, BD]
+    row_off = (b * H + h) * Sq + rows
+    lse2 = tl.load(LSE2 + row_off, mask=r_ok, other=float("inf"))  # [BM]; past Sq: π = 0
+    c = tl.load(C + row_off, mask=r_ok, other=0.0)
+    gh = tl.load(GH + row_off, mask=r_ok, other=0.0)
+    k_base = K + b * skb + hk * skh
+    v_base = V + b * svb + hk * svh
+    bias_base = BIAS + b * sbb + h * sbh
+    db_row = row_off * Sk  # [BM] start of each row of a full dbias [B, H, Sq, Sk]
+
+    # keys of this block (and split), as the forward: masked [lo, lo_f), unmasked
+    # [lo_f, hi_f), masked [hi_f, hi); rows are absolute positions i + offset
+    row_lo = pid_m * BLOCK_M + offset
+    row_hi = row_lo + BLOCK_M - 1
+    s0 = pid_s * split_len
+    hi = tl.minimum(s0 + split_len, Sk)
+    hi_f = (Sk // BLOCK_N) * BLOCK_N
+    lo = s0
+    lo_f = s0
+    if CAUSAL:
+        hi = tl.minimum(hi, tl.maximum(row_hi + 1, 0))
+        hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + 1, 0) // BLOCK_N) * BLOCK_N)
+    if HAS_WINDOW:
+        lo = tl.maximum(lo, (tl.maximum(row_lo - WINDOW + 1, 0) // BLOCK_N) * BLOCK_N)
+        lo_f = tl.maximum(lo, tl.cdiv(tl.maximum(row_hi - WINDOW + 1, 0), BLOCK_N) * BLOCK_N)
+        if not CAUSAL:
+            hi = tl.minimum(hi, tl.maximum(row_hi + WINDOW, 0))
+            hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + WINDOW, 0) // BLOCK_N) * BLOCK_N)
+    hi = tl.maximum(hi, lo)
+    lo_f = tl.minimum(tl.maximum(lo_f, lo), hi)
+    hi_f = tl.maximum(tl.minimum(hi_f, hi), lo_f)
+
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+                  offs_n, offs_d, d_ok, lo, lo_f, Sk, offset, WINDOW, qk_scale,
+                  skn, skd, svn, svd, sbm, sbn, BLOCK_N, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
+                  BIAS_ROW, DB_FULL, DOT_PREC)
+    dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+                  offs_n, offs_d, d_ok, lo_f, hi_f, Sk, offset, WINDOW, qk_scale,
+                  skn, skd, svn, svd, sbm, sbn, BLOCK_N, False, CAUSAL, HAS_WINDOW, HAS_BIAS,
+                  BIAS_ROW, DB_FULL, DOT_PREC)
+    dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+                  offs_n, offs_d, d_ok, hi_f, hi, Sk, offset, WINDOW, qk_scale,
+                  skn, skd, svn, svd, sbm, sbn, BLOCK_N, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
+                  BIAS_ROW, DB_FULL, DOT_PREC)
+    dq_off = pid_s64 * sqs + ((b * H + h) * Sq + rows[:, None]) * D + offs_d[None, :]
+    tl.store(DQ + dq_off, (dq * scale).to(DQ.dtype.element_ty), mask=qd_mask)
+
+
+# ----------------------------------------------------------------------------- configs / launch
+
+_FIXED = {"BLOCK_M": 16, "BLOCK_N": 16}
+_AUTOTUNED: dict[str, object] = {}
+AUTOTUNE = True  # False: the first GPU config only
+_KEY = ["BLOCK_D", "CAUSAL", "HAS_WINDOW", "HAS_BIAS", "DOT_PREC", "KV_SAME"]
+
+
+def _cfg(bm: int, bn: int, warps: int, stages: int) -> triton.Config:
+    return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps, num_stages=stages)
+
+
+def bwd_configs(which: str, exact_fp32: bool = False, half: bool = True,
+                small_d: bool = True) -> list[triton.Config]:
+    """Autotune candidates of `_bwd_dkdv` ("dkdv": a key block of BLOCK_N and its dk, dv
+    accumulators stay in registers while query blocks of BLOCK_M stream past) or `_bwd_dq`
+    ("dq": the transpose); the first is used when autotuning is off. Chosen from their sm_90
+    resources (`benchmarks/sm90_resources.py --only backward`): no register spill and at least
+    two warpgroups per SM. The two fp32 accumulators of dkdv make it register-bound: at D=128
+    a 128-key block needs 8 warps (4 warps spill 2.4 KB), capping registers spills."""
+    if exact_fp32:  # FMA dots: small tiles (32×32 on 4 warps spills 3 KB at D=128)
+        return ([_cfg(32, 32, 8, 2), _cfg(16, 32, 4, 2)] if which == "dkdv"
+                else [_cfg(32, 32, 8, 2), _cfg(32, 16, 4, 2)])
+    if not half:  # tf32: fp32 tiles in shared memory
+        return ([_cfg(16, 128, 8, 2), _cfg(16, 64, 4, 2)] if which == "dkdv"
+                else [_cfg(128, 32, 8, 2)])
+    if which == "dkdv":
+        if small_d:
+            return [_cfg(32, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(64, 64, 8, 3),
+                    _cfg(16, 64, 4, 3)]
+        return [_cfg(32, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(16, 128, 8, 3),
+                _cfg(32, 128, 8, 2)]
+    if small_d:
+        return [_cfg(128, 32, 8, 3), _cfg(64, 64, 4, 2), _cfg(128, 64, 8, 2),
+                _cfg(64, 32, 4, 3)]
+    return [_cfg(128, 32, 8, 3), _cfg(64, 32, 4, 3), _cfg(128, 64, 8, 2)]
+
+
+def _kernel(which: str, exact_fp32: bool, half: bool, small_d: bool):
+    fn = _bwd_dkdv if which == "dkdv" else _bwd_dq
+    if interpreting():
+        return fn
+    key = (f"{which}{'-ieee' if exact_fp32 else ''}{'-half' if half else ''}"
+           f"{'-d64' if small_d else ''}{'' if AUTOTUNE else '-fixed'}")
+    if key not in _AUTOTUNED:
+        configs = bwd_configs(which, exact_fp32, half, small_d)
+        _AUTOTUNED[key] = triton.autotune(configs=configs if AUTOTUNE else configs[:1],
+                                          key=_KEY + (["split_len"] if which == "dq" else []),
+                                          )(fn)
+    return _AUTOTUNED[key]
+
+
+def hj_attention_bwd(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
+    window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
+    needs_bias: bool = False, precision: str = "ieee",
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(dq, dk, dv, dbias) — the reference twin's signature and results (`precision`: the
+    fp32 dot mode, "ieee" exact, "tf32" faster; half inputs use their own MMAs). When k is v
+    (one tensor: Hopf–Cole's atoms) dk is that tensor's whole gradient and dv is None."""
+    from hjplug.kernels.reference.hj_attention_bwd import reduce_to
+
+    B, H, Sq, D = q.shape
+    Hk, Sk = k.shape[1], k.shape[2]
+    dev = q.device
+    if g_out is None:
+        g_out = torch.zeros_like(q)
+    g_out = g_out.to(q.dtype)
+    lse2 = torch.where(lse == -math.inf, 0.0, lse.float() * LOG2E).contiguous()  # [B, H, Sq]
+    c = c.float().contiguous()
+    gh = gh.float().contiguous()
+    want_db = needs_bias and bias is not None and bias.is_floating_point()
+    if bias is not None and bias.dtype == torch.bool:
+        bias = torch.where(bias, 0.0, float("-inf")).to(torch.float32)
+    if bias is not None:
+        b4 = bias
+        while b4.dim() < 4:
+            b4 = b4.unsqueeze(0)
+        b4 = b4.expand(B, H, Sq, Sk)
+        bstr = tuple(b4.stride())
+    else:
+        b4, bstr = lse2, (0, 0, 0, 0)
+    bias_row = bias is not None and bstr[2] == 0
+    db_row = want_db and bias_row
+    db_full = want_db and not bias_row
+    interp = interpreting()
+    prec = precision if q.dtype == torch.float32 else "tf32"
+    block_d = max(16, next_pow2(D))
+    common = dict(CAUSAL=causal, HAS_WINDOW=window > 0, HAS_BIAS=bias is not None,
+                  BIAS_ROW=bias_row, DOT_PREC=prec,
+                  INT64=_needs_int64(q, k, v, g_out, b4 if bias is not None else None))
+    fixed = dict(BLOCK_M=_FIXED["BLOCK_M"], BLOCK_N=_FIXED["BLOCK_N"], num_warps=4,
+                 num_stages=1) if interp else {}
+    strides = (*q.stride(), *k.stride(), *v.stride(), *bstr, *g_out.stride())
+    kv_same = k is v
+    dk = torch.empty((B, Hk, Sk, D), dtype=k.dtype, device=dev)
+    dv = dk if kv_same else torch.empty((B, Hk, Sk, D), dtype=v.dtype, device=dev)
+    # a full dbias is zero outside the visited (causal / window) band: zeros, not empty
+    db = torch.zeros((B, H, Sq if db_full else 1, Sk), dtype=torch.float32, device=dev) \
+        if want_db else lse2
+    shape_cfg = (prec == "ieee", q.dtype != torch.float32, block_d <= 64)
+    kern = _kernel("dkdv", *shape_cfg)
+    kern[lambda m: (cdiv(Sk, m["BLOCK_N"]), B * Hk)](
+        q, k, v, b4, g_out, lse2, c, gh, dk, dv, db, scale * LOG2E, scale, *strides,
+        H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0),
+        BLOCK_D=block_d, DB_ROW=db_row, KV_SAME=kv_same, **common, **fixed)
+    splits = _n_splits(cdiv(Sq, 16 if interp else 128) * B * H, Sk, dev)
+    align = 16 if interp else SPLIT_ALIGN
+    split_len = cdiv(cdiv(Sk, splits), align) * align
+    splits = cdiv(Sk, split_len)
+    dq = torch.empty((splits, B, H, Sq, D), dtype=q.dtype if splits == 1 else torch.float32,
+                     device=dev)
+    kern = _kernel("dq", *shape_cfg)
+    kern[lambda m: (cdiv(Sq, m["BLOCK_M"]), B * H, splits)](
+        q, k, v, b4, g_out, lse2, c, gh, dq, db, scale * LOG2E, scale, *strides, dq.stride(0),
+        H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0), split_len,
+        BLOCK_D=block_d, DB_FULL=db_full, **common, **fixed)
+    dq_out = dq[0] if splits == 1 else dq.sum(0).to(q.dtype)
+    dbias = None
+    if want_db:
+        assert bias is not None
+        dbias = reduce_to(db, bias.shape).to(bias.dtype)
+    return dq_out, dk, None if kv_same else dv, dbias
