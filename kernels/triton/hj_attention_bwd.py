@@ -315,8 +315,9 @@ def bwd_configs(which: str, exact_fp32: bool = False, half: bool = True,
     accumulators stay in registers while query blocks of BLOCK_M stream past) or `_bwd_dq`
     ("dq": the transpose); the first is used when autotuning is off. Chosen from their sm_90
     resources (`benchmarks/sm90_resources.py --only backward`): no register spill and at least
-    two warpgroups per SM. The two fp32 accumulators of dkdv make it register-bound: at D=128
-    a 128-key block needs 8 warps (4 warps spill 2.4 KB), capping registers spills."""
+    two warpgroups per SM (≤ 64 B spilled). dkdv's two fp32 accumulators make it
+    register-bound: at D = 128 a 128-key block on 4 warps spills 2.4 KB, and capping registers
+    (maxnreg) spills too."""
     if exact_fp32:  # FMA dots: small tiles (32×32 on 4 warps spills 3 KB at D=128)
         return ([_cfg(32, 32, 8, 2), _cfg(16, 32, 4, 2)] if which == "dkdv"
                 else [_cfg(32, 32, 8, 2), _cfg(32, 16, 4, 2)])
@@ -327,8 +328,9 @@ def bwd_configs(which: str, exact_fp32: bool = False, half: bool = True,
         if small_d:
             return [_cfg(32, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(64, 64, 8, 3),
                     _cfg(16, 64, 4, 3)]
-        return [_cfg(32, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(16, 128, 8, 3),
-                _cfg(32, 128, 8, 2)]
+        # D = 96/128: 32×64/4 warps spills 0.4 KB, 128-key blocks need 8 warps
+        return [_cfg(16, 128, 8, 3), _cfg(32, 128, 8, 3), _cfg(32, 128, 8, 2),
+                _cfg(16, 64, 4, 3)]
     if small_d:
         return [_cfg(128, 32, 8, 3), _cfg(64, 64, 4, 2), _cfg(128, 64, 8, 2),
                 _cfg(64, 32, 4, 3)]

@@ -103,7 +103,7 @@ def test_attention_public_path_uses_triton(monkeypatch):
         torch.testing.assert_close(a, b, **TOL)
 
 
-def test_attention_backward_recompute_matches_reference():
+def test_attention_backward_matches_reference():
     from hjplug.kernels.triton.hj_attention import hj_attention as tri
 
     q, k, v = (torch.randn(1, 2, 37, 32, dtype=torch.float32, requires_grad=True)
