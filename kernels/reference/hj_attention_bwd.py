@@ -118,11 +118,14 @@ def hj_attention_bwd(
                         if not bool(keep.all()):
                             zero_outside_band(s, d, causal, win).add_(keep.log())  # → −inf
                     p = torch.exp(s - lb)  # [g, nq, C]  π
+                    removed = s == -math.inf  # π = 0 even if lse is NaN; s finite (no 0·∞)
+                    p.masked_fill_(removed, 0.0)
+                    s.masked_fill_(removed, 0.0)
                     bracket = cb - hb * s  # [g, nq, C]
                     if gob is not None:
                         bracket += gob @ vb.T
                         dv[b, hk, j0:j1] += torch.einsum("gic,gie->ce", p, gob)
-                    ds = torch.where(p == 0, 0.0, p * bracket)  # removed keys: 0 (not 0·∞)
+                    ds = p.mul_(bracket).masked_fill_(removed, 0.0)  # [g, nq, C]; NaN rows too
                     dq[b, hk, :, i0:i1] += ds @ kb
                     dk[b, hk, j0:j1] += torch.einsum("gic,gid->cd", ds, qb)
                     if db5 is not None:

@@ -66,9 +66,14 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
                     ok = ok & (offs_n[:, None] < rows[None, :] + offset + WINDOW)
             u = tl.where(ok, u, float("-inf"))
         p = tl.math.exp2(u - lse2[None, :])  # [BN, BM]  πᵀ
+        if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin) and a
+            removed = u == float("-inf")  # finite score (g_H·s makes no 0·∞)
+            p = tl.where(removed, 0.0, p)
+            u = tl.where(removed, 0.0, u)
         dp = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # [BN, BM]  (dO·v)ᵀ
         ds = p * (dp + c[None, :] - gh[None, :] * (u * 0.6931471805599453))
-        ds = tl.where(p == 0.0, 0.0, ds)  # removed keys: 0, not 0·∞ (NaN stays NaN)
+        if MASKED or HAS_BIAS:  # removed keys: 0 even where the row terms are NaN
+            ds = tl.where(removed, 0.0, ds)
         if KV_SAME:
             dk = tl.dot(p.to(do.dtype), do, dk, input_precision=DOT_PREC)
             dk = tl.dot((ds * scale).to(q.dtype), q, dk, input_precision=DOT_PREC)
@@ -204,9 +209,14 @@ def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows
                     ok = ok & (cols[None, :] < rows[:, None] + offset + WINDOW)
             u = tl.where(ok, u, float("-inf"))
         p = tl.math.exp2(u - lse2[:, None])  # [BM, BN]  π
+        if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin) and a
+            removed = u == float("-inf")  # finite score (g_H·s makes no 0·∞)
+            p = tl.where(removed, 0.0, p)
+            u = tl.where(removed, 0.0, u)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)  # [BM, BN]  dO·v
         ds = p * (dp + c[:, None] - gh[:, None] * (u * 0.6931471805599453))
-        ds = tl.where(p == 0.0, 0.0, ds)
+        if MASKED or HAS_BIAS:  # removed keys: 0 even where the row terms are NaN
+            ds = tl.where(removed, 0.0, ds)
         if DB_FULL:
             tl.store(DB + db_row[:, None] + cols[None, :], ds,
                      mask=r_ok[:, None] & n_ok[None, :])
@@ -381,9 +391,12 @@ def hj_attention_bwd(
         bstr = tuple(b4.stride())
     else:
         b4, bstr = lse2, (0, 0, 0, 0)
-    bias_row = bias is not None and bstr[2] == 0
-    db_row = want_db and bias_row
-    db_full = want_db and not bias_row
+    bias_row = bias is not None and bstr[2] == 0  # loads one row vector per key block
+    # dbias per key (summed over queries) only when the bias itself has one row; an expanded
+    # view (stride 0 but Sq rows) gets a gradient per element
+    one_row = bias is not None and (bias.dim() < 2 or bias.shape[-2] == 1)
+    db_row = want_db and one_row
+    db_full = want_db and not one_row
     interp = interpreting()
     prec = precision if q.dtype == torch.float32 else "tf32"
     block_d = max(16, next_pow2(D))
