@@ -43,15 +43,40 @@ def _vjp(fn, inputs: Sequence[Tensor | None], needs: Sequence[bool],
     return tuple(next(it) if t is not None and t.requires_grad else None for t in leaves)
 
 
-def _backend(q: Tensor, k: Tensor, v: Tensor):
-    """The fused backward for these tensors: Triton (CUDA / interpreter) or the twin."""
+@torch.library.custom_op("hjplug::hj_attention_backward", mutates_args=())
+def hj_attention_backward_op(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
+    window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor, needs_bias: bool,
+    kv_same: bool, precision: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(dq, dk, dv, dbias) of the fused backward as one op (so torch.compile / export see one
+    node): Triton on CUDA, the chunked twin otherwise. kv_same: v is k (Hopf–Cole), dk is the
+    whole gradient and dv is empty; dbias is empty unless needs_bias. precision "tf32" (fp32
+    only, the Hopf–Cole forward's mode): operands rounded to tf32 first, as the forward did."""
     why = None if v.shape[-1] == q.shape[-1] else "value head dim differs from query head dim"
-    c = registry.resolve("hj_attention_bwd", q, k, v, head_dim=q.shape[-1], unsupported=why)
-    if c.backend == "triton":
+    choice = registry.resolve("hj_attention_bwd", q, k, v, head_dim=q.shape[-1],
+                              unsupported=why)
+    if choice.backend == "triton":
         from hjplug.kernels.triton.hj_attention_bwd import hj_attention_bwd
+
+        if precision == "tf32" and q.dtype == torch.float32:
+            from hjplug.kernels.triton.hopf_cole import round_tf32
+
+            q, k = round_tf32(q), round_tf32(k)
     else:
         from hjplug.kernels.reference.hj_attention_bwd import hj_attention_bwd
-    return hj_attention_bwd, c.backend
+    dq, dk, dv, db = hj_attention_bwd(q, k, k if kv_same else v, bias, scale, causal, window,
+                                      lse, g_out, c, gh, needs_bias, precision)
+    none = q.new_empty((0,))
+    return dq, dk, none if dv is None else dv, none.clone() if db is None else db
+
+
+@hj_attention_backward_op.register_fake
+def _(q, k, v, bias, scale, causal, window, lse, g_out, c, gh, needs_bias, kv_same, precision):
+    want_db = needs_bias and bias is not None and bias.is_floating_point()
+    return (torch.empty_like(q), torch.empty_like(k),
+            q.new_empty((0,)) if kv_same else torch.empty_like(v),
+            torch.empty_like(bias) if want_db else q.new_empty((0,)))
 
 
 def _add(a: Tensor | None, extra: Tensor) -> Tensor | None:
@@ -79,9 +104,8 @@ def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
     if topk and g_tw is not None and tw.numel():
         tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias)
         c = c + tg.c.to(c.dtype)
-    fn, _ = _backend(q, k, v)
-    dq, dk, dv, db = fn(q, k, v, bias, scale, causal, window, lse, g_out, c, gh, needs_bias,
-                        precision)
+    dq, dk, dv, db = hj_attention_backward_op(q, k, v, bias, scale, causal, window, lse,
+                                              g_out, c, gh, needs_bias, False, precision)
     if tg is not None:
         dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
         if db is not None and tg.dbias is not None:
@@ -109,12 +133,6 @@ def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: fl
     q = x.reshape(1, 1, M, d)
     kw = W.reshape(1, 1, N, d)
     bias = (b.to(ct) / eps).reshape(1, 1, 1, N)
-    fn, backend = _backend(q, kw, kw)
-    precision = "ieee"
-    if backend == "triton" and x.dtype == torch.float32:  # as the forward: tf32 MMAs on
-        from hjplug.kernels.triton.hopf_cole import round_tf32  # operands rounded to nearest
-
-        q, kw, precision = round_tf32(q), round_tf32(kw), "tf32"
     lse = (value / eps).reshape(1, 1, M)
     c, gh = row_terms(grad.reshape(1, 1, M, d), lse, ent.reshape(1, 1, M),
                       None if g_grad is None else g_grad.reshape(1, 1, M, d),
@@ -123,21 +141,24 @@ def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: fl
     tg = None
     if topk and g_tw is not None and tw.numel():
         kk = tw.shape[-1]
-        tg = topk_grad(q, kw, 1.0 / eps, tw.reshape(1, 1, M, kk), ti.reshape(1, 1, M, kk),
+        qt, kt = q, kw
+        if x.dtype == torch.float32 and registry.choose(
+                "hj_attention_bwd", q, kw, kw, head_dim=d).backend == "triton":
+            from hjplug.kernels.triton.hopf_cole import round_tf32  # the forward's operands
+
+            qt, kt = round_tf32(q), round_tf32(kw)
+        tg = topk_grad(qt, kt, 1.0 / eps, tw.reshape(1, 1, M, kk), ti.reshape(1, 1, M, kk),
                        g_tw.reshape(1, 1, M, kk), bool(needs[2]))
         c = c + tg.c.to(c.dtype)
     g_out = None if g_grad is None else g_grad.reshape(1, 1, M, d)
-    dq, dk, dv, dbias = fn(q, kw, kw, bias, 1.0 / eps, False, -1, lse, g_out, c, gh,
-                           bool(needs[2]), precision)
+    # the forward's mode: fp32 in tf32 on rounded operands (Triton), exact elsewhere
+    dq, dk, _, dbias = hj_attention_backward_op(q, kw, kw, bias, 1.0 / eps, False, -1, lse,
+                                                g_out, c, gh, bool(needs[2]), True, "tf32")
     if tg is not None:
         dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
         if dbias is not None and tg.dbias is not None:
             dbias = _add(dbias, reduce_to(tg.dbias, bias.shape))
     dx = dq.reshape(M, d).to(x.dtype) if needs[0] else None
-    assert dv is None  # k is v: dk is W's whole gradient
     dW = dk.reshape(N, d).to(W.dtype) if needs[1] else None
-    db = None
-    if needs[2]:
-        assert dbias is not None
-        db = (dbias.to(ct) / eps).reshape(N).to(b.dtype)
+    db = (dbias.to(ct) / eps).reshape(N).to(b.dtype) if needs[2] else None
     return dx, dW, db
