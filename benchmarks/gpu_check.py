@@ -438,9 +438,10 @@ def correctness_edges():
 
 
 def time_decode():
-    """Decode (Sq = 1, grouped-query KV cache): one hj_attention call (split-K + the Triton merge)
-    beside SDPA, and the Triton split merge beside the PyTorch merge it replaced, on the same
-    partials; isolated-call latency (host launch included) and queued time."""
+    """Decode (Sq = 1, grouped-query KV cache): one hj_attention call (split-K + the Triton merge;
+    a group's query heads packed into one block, and unpacked for comparison) beside SDPA, and
+    the Triton split merge beside the PyTorch merge it replaced, on the same partials;
+    isolated-call latency (host launch included) and queued time."""
     from hjplug.kernels.reference.split_merge import merge_splits as merge_torch
     from hjplug.kernels.triton.split_merge import merge_splits as merge_triton
 
@@ -453,6 +454,11 @@ def time_decode():
     sync()
     ours = lambda: hja.hj_attention_fwd(q, k, v, None, scale, False, -1, 0)
     res = {"ours": bench(ours), "ours synced": bench(ours, synced=True)}
+    hja.PACK_GQA_DECODE = False  # one head per program (the layout before packing)
+    ours()
+    sync()
+    res["ours unpacked"], res["ours unpacked synced"] = bench(ours), bench(ours, synced=True)
+    hja.PACK_GQA_DECODE = True
     try:
         base = lambda: F.scaled_dot_product_attention(q, k, v, scale=scale,
                                                       enable_gqa=True)
@@ -474,7 +480,8 @@ def time_decode():
     RESULTS["timings"].append(dict(op="decode", B=B, H=H, Hk=Hk, D=D, Sk=Sk, dtype="bf16",
                                    ms=res))
     ROWS.append(("decode hj_attention", res["ours synced"],
-                 f"sdpa {res.get('sdpa synced', float('nan')):.3f} (synced)",
+                 f"sdpa {res.get('sdpa synced', float('nan')):.3f}, unpacked "
+                 f"{res['ours unpacked synced']:.3f} (synced)",
                  f"merge {res['merge triton synced']:.3f} vs torch "
                  f"{res['merge torch synced']:.3f}", "synced latencies"))
     log(f"decode: {res}")

@@ -12,6 +12,8 @@ Tiles fully inside the visible band skip all masking; edge tiles (causal diagona
 key tail) mask. For few query blocks the keys are split across programs (split-K) and the
 partial results are merged in one more launch (split_merge.py: lse by logsumexp, entropy by the
 chain rule H = Σ_s w_s H_s + H(w), w_s = e^{lse_s − lse}).
+Decode with grouped-query heads (Sq = 1, Hk < H) packs a group's g query heads into the rows of
+one block, so the group's keys and values are streamed once (`_packed_decode`).
 Rows with no visible key: out = 0, lse = −inf, H = 0. A score below −1e30 counts as removed.
 
 Backward: the fused closed-form backward (`hj_attention_bwd.py`) rebuilds π from the saved lse:
@@ -231,6 +233,7 @@ _FIXED = {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
 _AUTOTUNED: dict[str, object] = {}
 AUTOTUNE = True  # False: the first GPU config only (quick compiles, e.g. for correctness sweeps)
 POISON = False  # True: outputs start as NaN / −7 so unwritten elements show (gpu_check)
+PACK_GQA_DECODE = True  # decode with Hk < H: a group's query heads as the rows of one block
 
 
 def new_output(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -338,6 +341,8 @@ def hj_attention_fwd(
                                    where="hjplug.kernels.triton.hj_attention")
     if Sk == 0 or B * H * Sq == 0:  # nothing to stream: rows with no visible key
         return _no_keys(q, topk)
+    if PACK_GQA_DECODE and Sq == 1 and Hk < H and window <= 0 and not kv_same:
+        return _packed_decode(q, k, v, bias, scale, topk, precision, splits, round_p)
     interp = interpreting()
     small_q = Sq <= 16
     bm = 16 if (interp or small_q) else 128
@@ -402,6 +407,33 @@ def hj_attention_fwd(
         tw = torch.exp(tw - ls_safe.unsqueeze(-1))  # raw scores → π (0 for removed keys)
         tw, ti = pad_topk(tw, ti, topk)
     return o, ls, en, tw, ti
+
+
+def _packed_decode(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float,
+                   topk: int, precision: str, splits: int | None, round_p: bool
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Decode (Sq = 1) with grouped-query heads: the g = H/Hk query heads sharing a kv-head
+    become the g rows of one query block, so each program streams its keys and values once for
+    the whole group (instead of once per head) and fills g of the MMA's 16 rows instead of 1.
+    A single query sees every key, so causal is moot; views only, nothing copied."""
+    B, H = q.shape[:2]
+    Hk = k.shape[1]
+    g = H // Hk
+    qp = q[:, :, 0].unflatten(1, (Hk, g))  # [B, Hk, g, D]: rows = the group's heads
+    bp = None
+    if bias is not None:
+        b4 = bias
+        while b4.dim() < 4:
+            b4 = b4.unsqueeze(0)
+        bp = b4.expand(B, H, 1, k.shape[2])[:, :, 0].unflatten(1, (Hk, g))  # [B, Hk, g, Sk]
+    out, lse, ent, tw, ti = hj_attention_fwd(qp, k, v, bp, scale, False, -1, topk,
+                                             precision=precision, splits=splits,
+                                             round_p=round_p)
+
+    def back(t: Tensor | None) -> Tensor | None:  # [B, Hk, g, …] → [B, H, 1, …]
+        return None if t is None else t.reshape(B, H, 1, *t.shape[3:])
+
+    return back(out), back(lse), back(ent), back(tw), back(ti)  # type: ignore[return-value]
 
 
 def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
