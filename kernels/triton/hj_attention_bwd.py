@@ -22,7 +22,7 @@ import triton.language as tl
 from torch import Tensor
 
 from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2
-from hjplug.kernels.triton.hj_attention import LOG2E, SPLIT_ALIGN, _n_splits, _needs_int64
+from hjplug.kernels.triton.hj_attention import LN2, LOG2E, SPLIT_ALIGN, _n_splits, _needs_int64
 
 __all__ = ["bwd_configs", "hj_attention_bwd"]
 
@@ -71,7 +71,7 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
             p = tl.where(removed, 0.0, p)
             u = tl.where(removed, 0.0, u)
         dp = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # [BN, BM]  (dO·v)ᵀ
-        ds = p * (dp + c[None, :] - gh[None, :] * (u * 0.6931471805599453))
+        ds = p * (dp + c[None, :] - gh[None, :] * u)  # gh arrives as g_H·ln2 (u in log2)
         if MASKED or HAS_BIAS:  # removed keys: 0 even where the row terms are NaN
             ds = tl.where(removed, 0.0, ds)
         if KV_SAME:
@@ -214,7 +214,7 @@ def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows
             p = tl.where(removed, 0.0, p)
             u = tl.where(removed, 0.0, u)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)  # [BM, BN]  dO·v
-        ds = p * (dp + c[:, None] - gh[:, None] * (u * 0.6931471805599453))
+        ds = p * (dp + c[:, None] - gh[:, None] * u)
         if MASKED or HAS_BIAS:  # removed keys: 0 even where the row terms are NaN
             ds = tl.where(removed, 0.0, ds)
         if DB_FULL:
@@ -379,7 +379,7 @@ def hj_attention_bwd(
     g_out = g_out.to(q.dtype)
     lse2 = torch.where(lse == -math.inf, 0.0, lse.float() * LOG2E).contiguous()  # [B, H, Sq]
     c = c.float().contiguous()
-    gh = gh.float().contiguous()
+    gh = (gh.float() * LN2).contiguous()  # g_H·s = (g_H·ln2)·u: one multiply less per score
     want_db = needs_bias and bias is not None and bias.is_floating_point()
     if bias is not None and bias.dtype == torch.bool:
         bias = torch.where(bias, 0.0, float("-inf")).to(torch.float32)
