@@ -35,6 +35,7 @@ import torch.nn.functional as F
 import triton
 
 from hjplug.kernels import api
+from hjplug.kernels.triton import hj_attention as hja
 from hjplug.kernels.triton import hj_attention_bwd as bwd
 
 BF16 = torch.float16 if DRY else torch.bfloat16  # the interpreter has no bf16 MMA
@@ -92,7 +93,7 @@ def correctness():
     """Fused backward vs fp32 dense autograd; limit from bf16 dense autograd / SDPA bf16."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    bwd.AUTOTUNE = False  # the first config: quick compiles (the timed cases autotune)
+    bwd.AUTOTUNE = hja.AUTOTUNE = False  # first configs: quick compiles (timed cases tune)
     cases = [  # B, H, Hk, Sq, Sk, D, causal, bias
         (2, 4, 2, sz(1000, 40), sz(1000, 40), 64, True, False),
         (2, 4, 4, sz(777, 37), sz(1037, 45), 128, False, False),
@@ -143,7 +144,7 @@ def correctness():
                 t = rel(fl[j], w) if fl is not None else rel(base[j], w)
                 check(f"{nm} d{name} (out only, vs {'flash' if fl else 'bf16 dense'})",
                       rel(a, w), t, 1e-3)
-    bwd.AUTOTUNE = True
+    bwd.AUTOTUNE = hja.AUTOTUNE = True
 
 
 def time_attention():

@@ -1,8 +1,8 @@
 """torch.library custom ops `hjplug::<op>` with fake implementations (one node under export,
 compile and capture). Each op dispatches through the registry inside its implementation, so a
 captured graph is backend-agnostic. Autograd: hj_attention and hopf_cole use the fused
-closed-form backward from the saved statistics (`_backward`); entropy_sweep recomputes through
-its reference twin.
+closed-form backward from the saved statistics, itself one op `hjplug::hj_attention_backward`
+(`_backward`); entropy_sweep recomputes through its reference twin.
 
 Schemas (all outputs new tensors; topk = 0 gives empty [..., 0] top-k outputs):
     hj_attention(q, k, v, bias?, scale, causal, window (−1 none), topk)
