@@ -60,6 +60,10 @@ def _eps_vector(step: Any, H: int, like: Tensor) -> Tensor:
 def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
                   ) -> Callable[[Any, str, Tensor], None]:
     def cb(step: Any, point: str, z: Tensor) -> None:
+        if rec.grad and not getattr(cb, "noted", False):
+            cb.noted = True  # type: ignore[attr-defined]
+            rec.notes.append(f"{prefix} ({path}): statistics from the step's logits are "
+                             "recorded detached (grad=True covers kernel-path statistics)")
         with torch.no_grad():
             z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
             B, H, Tq, Tk = z4.shape
@@ -100,16 +104,18 @@ def _stats_cb(rec: Recorder, prefix: str, path: str, need_top: int
     seen: set[str] = set()
 
     def cb(step: Any, point: str, st: Any) -> None:
-        with torch.no_grad():
-            lse, ent, keys = st.lse.detach(), st.entropy.detach(), st.keys
+        with torch.set_grad_enabled(rec.grad and torch.is_grad_enabled()):
+            keep = (lambda t: t) if rec.grad else (lambda t: t.detach())
+            lse, ent, keys = keep(st.lse), keep(st.entropy), st.keys
             H = lse.shape[-2]
             eps = _eps_vector(step, H, lse)
             vals = {"lse": lse, "entropy": ent, "normalized_entropy": normalized(ent, keys),
                     "keys": keys, "nan": torch.isnan(lse) | torch.isnan(ent), "epsilon": eps,
                     "value": eps.view(1, H, 1).to(lse.dtype) * lse}
             if need_top and st.topk_weights is not None:
-                tw, ti = st.topk_weights.detach(), st.topk_indices
-                vals["gap"], vals["gap_ratio"] = gap_from_topk(tw, keys)
+                tw, ti = keep(st.topk_weights), st.topk_indices
+                with torch.no_grad():
+                    vals["gap"], vals["gap_ratio"] = gap_from_topk(tw.detach(), keys)
                 vals["topk_weights"], vals["topk_indices"] = tw[..., :rec.topk], ti[..., :rec.topk]
         if st.backend not in seen:
             seen.add(st.backend)

@@ -36,7 +36,8 @@ def _check_topk(topk: object, where: str) -> int:
 
 @contextmanager
 def instrument(model: nn.Module, stats: str | Iterable[str] = DEFAULT_STATS, *, topk: int = 5,
-               readouts: bool = True, backend: str = "auto") -> Iterator[Recorder]:
+               readouts: bool = True, backend: str = "auto", grad: bool = False
+               ) -> Iterator[Recorder]:
     """Record `stats` (see hjplug.instrument.names.STATS) for every forward inside the context.
 
     topk: k for the "topk" statistic. readouts: also instrument LM heads, classifiers, MoE
@@ -44,6 +45,11 @@ def instrument(model: nn.Module, stats: str | Iterable[str] = DEFAULT_STATS, *, 
     record() path (hjplug.kernels.hj_attention: fused Triton on CUDA, blockwise reference on
     CPU); "stats" = stock SDPA output plus a blockwise statistics-only pass (faster on CPU);
     "auto" = kernel on CUDA, stats elsewhere. Both agree with eager attention to ≤ 1e-5 (fp32).
+    grad: the attention statistics (lse, value, entropy, normalized entropy, top-k weights) stay
+    on the autograd graph, so a loss may use them (an entropy regulariser, say); their gradients
+    come from the fused backward of hjplug.kernels.hj_attention. HF models then take the
+    "kernel" backend; statistics an FX step derives from its logits (replayed attention chains)
+    and readouts stay detached (the recorder's notes say which).
     """
     from hjplug.instrument._fx import attach_fx, is_fx
     from hjplug.instrument._hf import attach_hf, is_hf
@@ -54,13 +60,19 @@ def instrument(model: nn.Module, stats: str | Iterable[str] = DEFAULT_STATS, *, 
     if backend not in ("auto", "kernel", "stats"):
         raise InvalidArgumentError("backend", "'auto', 'kernel' or 'stats'", backend,
                                    where=_WHERE)
+    if not isinstance(grad, bool):
+        raise InvalidArgumentError("grad", "True or False", grad, where=_WHERE)
+    if grad and backend == "stats":
+        raise InvalidArgumentError(
+            "backend", "'kernel' or 'auto' with grad=True (the statistics-only pass has no "
+            "backward)", backend, where=_WHERE)
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError("model", "a torch.nn.Module (Hugging Face or hjplug.convert "
                                    "output)", type(model).__name__, where=_WHERE)
-    rec = Recorder(wanted, k, type(model).__name__)
+    rec = Recorder(wanted, k, type(model).__name__, grad)
     with ExitStack() as stack:
         if is_hf(model):
-            attach_hf(model, rec, stack, readouts, backend)
+            attach_hf(model, rec, stack, readouts, "kernel" if grad else backend)
         elif is_fx(model):
             attach_fx(model, rec, stack, readouts)
         elif readouts:

@@ -40,10 +40,12 @@ class UnknownHookError(HJPlugError, KeyError):
 class Recorder:
     """Collected statistics of one instrument context (see module docstring)."""
 
-    def __init__(self, stats: tuple[str, ...], topk: int, source: str) -> None:
+    def __init__(self, stats: tuple[str, ...], topk: int, source: str, grad: bool = False
+                 ) -> None:
         self.stats = stats
         self.topk = topk
         self.source = source
+        self.grad = grad  # keep recorded tensors on the autograd graph (instrument(grad=True))
         self.paths: dict[str, str] = {}  # prefix → module path
         self.kinds: dict[str, str] = {}  # prefix → attention | readout | gate
         self.notes: list[str] = []
@@ -56,7 +58,8 @@ class Recorder:
         wanted = {n for s in self.stats for n in PRODUCES[s]} | set(ALWAYS)
         for name, t in values.items():
             if name in wanted:
-                self._data.setdefault(f"{prefix}.{name}", []).append(t.detach())
+                self._data.setdefault(f"{prefix}.{name}", []).append(
+                    t if self.grad else t.detach())
 
     # ---------------------------------------------------------------- reading
     def keys(self) -> list[str]:
@@ -111,7 +114,7 @@ class Recorder:
     # ---------------------------------------------------------------- summaries
     def _opt(self, prefix: str, name: str) -> Tensor | None:
         key = f"{prefix}.{name}"
-        return self[key] if key in self._data else None
+        return self[key].detach() if key in self._data else None  # summaries: no graph
 
     def summary(self) -> Summary:
         """Per layer × head (and per readout / gate): ε, means over valid rows, regime."""
@@ -214,9 +217,9 @@ class Recorder:
                 stats = {}
                 for k in self.keys():
                     try:
-                        stats[k] = self[k]
+                        stats[k] = self[k].detach()
                     except HJPlugError:
-                        stats[k] = self.calls(k)
+                        stats[k] = [t.detach() for t in self.calls(k)]
                 torch.save({"stats": stats, "summary": summary, "paths": self.paths,
                             "meta": meta}, f)
 

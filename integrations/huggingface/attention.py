@@ -120,14 +120,17 @@ def _deliver(state: ModuleState, scale: float, lam: Tensor | None, lse: Tensor, 
     H = lse.shape[1]
     lam_h = torch.ones(H, dtype=torch.float64, device=device) if lam is None else lam
     eps = (lam_h / scale).to(lse.dtype)  # [H]
-    lse, ent = lse.detach(), ent.detach()
+    grad = any(getattr(r, "wants_grad", False) for r in state.recorders)
+    if not grad:  # a recorder that asked for grad (instrument(grad=True)) keeps the graph
+        lse, ent = lse.detach(), ent.detach()
+        top = tuple(None if t is None else t.detach() for t in top)  # type: ignore[assignment]
     e = eps.view(1, H, 1)
     value = e * lse  # [B, H, Sq]
     if smax is not None:  # tropical heads (ε_h = 0): value = max_j s_ij / scaling, lse = +∞
         value = torch.where(e > 0, value, smax.detach().to(lse.dtype) / scale)
     kf = keys.to(ent.dtype)
     norm = torch.where(keys > 1, ent / kf.clamp_min(2).log(), torch.full_like(ent, float("nan")))
-    tw, ti = (None if t is None else t.detach() for t in top)
+    tw, ti = top
     stats = AttentionStats(state.path, state.index, eps, lse, value, ent, norm, keys, backend,
                            tw, ti)
     for rec in state.recorders:
