@@ -43,6 +43,46 @@ SPLIT_ALIGN = 128  # split boundaries are multiples of every BLOCK_N in use
 
 
 @triton.jit
+def in_band(ok, i, j, offset, WINDOW, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr):
+    """ok & (key j visible from query row i, absolute position i + offset): j ≤ i + offset when
+    causal; j > i + offset − W, and j < i + offset + W when not causal, with a window W."""
+    if CAUSAL:
+        ok = ok & (j <= i + offset)
+    if HAS_WINDOW:
+        ok = ok & (j > i + offset - WINDOW)
+        if not CAUSAL:
+            ok = ok & (j < i + offset + WINDOW)
+    return ok
+
+
+@triton.jit
+def key_range(pid_m, pid_s, split_len, Sk, offset, WINDOW, BLOCK_M: tl.constexpr,
+              BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr):
+    """Keys of query block pid_m (and split pid_s): (lo, lo_f, hi_f, hi) with masked tiles in
+    [lo, lo_f) and [hi_f, hi), tiles every row of the block fully sees in [lo_f, hi_f)."""
+    row_lo = pid_m * BLOCK_M + offset  # absolute positions of the block's first / last row
+    row_hi = row_lo + BLOCK_M - 1
+    s0 = pid_s * split_len
+    hi = tl.minimum(s0 + split_len, Sk)
+    hi_f = (Sk // BLOCK_N) * BLOCK_N
+    lo = s0
+    lo_f = s0
+    if CAUSAL:
+        hi = tl.minimum(hi, tl.maximum(row_hi + 1, 0))
+        hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + 1, 0) // BLOCK_N) * BLOCK_N)
+    if HAS_WINDOW:
+        lo = tl.maximum(lo, (tl.maximum(row_lo - WINDOW + 1, 0) // BLOCK_N) * BLOCK_N)
+        lo_f = tl.maximum(lo, tl.cdiv(tl.maximum(row_hi - WINDOW + 1, 0), BLOCK_N) * BLOCK_N)
+        if not CAUSAL:
+            hi = tl.minimum(hi, tl.maximum(row_hi + WINDOW, 0))
+            hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + WINDOW, 0) // BLOCK_N) * BLOCK_N)
+    hi = tl.maximum(hi, lo)
+    lo_f = tl.minimum(tl.maximum(lo_f, lo), hi)
+    hi_f = tl.maximum(tl.minimum(hi_f, hi), lo_f)
+    return lo, lo_f, hi_f, hi
+
+
+@triton.jit
 def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, offs_n, offs_d,
           lo, hi, Sq, Sk, D, offset, WINDOW, qk_scale, skn, skd, svn, svd, sbm, sbn,
           BLOCK_N: tl.constexpr, MASKED: tl.constexpr, EVEN_D: tl.constexpr,
@@ -70,13 +110,8 @@ def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, 
                                other=0.0)
                 qk += bias.to(tl.float32) * 1.4426950408889634
         if MASKED:
-            ok = cols[None, :] < Sk
-            if CAUSAL:
-                ok = ok & (cols[None, :] <= offs_m[:, None] + offset)
-            if HAS_WINDOW:
-                ok = ok & (cols[None, :] > offs_m[:, None] + offset - WINDOW)
-                if not CAUSAL:
-                    ok = ok & (cols[None, :] < offs_m[:, None] + offset + WINDOW)
+            ok = in_band(cols[None, :] < Sk, offs_m[:, None], cols[None, :], offset, WINDOW,
+                         CAUSAL, HAS_WINDOW)
             qk = tl.where(ok, qk, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(qk, 1))  # [BM]
         d = qk - m_new[:, None]  # [BM, BN] ≤ 0
@@ -155,26 +190,8 @@ def _hj_attn_fwd(
 
     # key range of this block (and split): masked [lo, lo_f), unmasked [lo_f, hi_f), masked
     # [hi_f, hi); rows are absolute positions row = i + offset, offset = Sk − Sq.
-    row_lo = pid_m * BLOCK_M + offset
-    row_hi = row_lo + BLOCK_M - 1
-    s0 = pid_s * split_len
-    s1 = tl.minimum(s0 + split_len, Sk)
-    hi = s1
-    hi_f = (Sk // BLOCK_N) * BLOCK_N
-    lo = s0
-    lo_f = s0
-    if CAUSAL:
-        hi = tl.minimum(hi, tl.maximum(row_hi + 1, 0))
-        hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + 1, 0) // BLOCK_N) * BLOCK_N)
-    if HAS_WINDOW:
-        lo = tl.maximum(lo, (tl.maximum(row_lo - WINDOW + 1, 0) // BLOCK_N) * BLOCK_N)
-        lo_f = tl.maximum(lo, tl.cdiv(tl.maximum(row_hi - WINDOW + 1, 0), BLOCK_N) * BLOCK_N)
-        if not CAUSAL:
-            hi = tl.minimum(hi, tl.maximum(row_hi + WINDOW, 0))
-            hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + WINDOW, 0) // BLOCK_N) * BLOCK_N)
-    hi = tl.maximum(hi, lo)
-    lo_f = tl.minimum(tl.maximum(lo_f, lo), hi)
-    hi_f = tl.maximum(tl.minimum(hi_f, hi), lo_f)
+    lo, lo_f, hi_f, hi = key_range(pid_m, pid_s, split_len, Sk, offset, WINDOW, BLOCK_M,
+                                   BLOCK_N, CAUSAL, HAS_WINDOW)
 
     m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)

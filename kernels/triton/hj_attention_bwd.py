@@ -22,7 +22,15 @@ import triton.language as tl
 from torch import Tensor
 
 from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2
-from hjplug.kernels.triton.hj_attention import LN2, LOG2E, SPLIT_ALIGN, _n_splits, _needs_int64
+from hjplug.kernels.triton.hj_attention import (
+    LN2,
+    LOG2E,
+    SPLIT_ALIGN,
+    _n_splits,
+    _needs_int64,
+    in_band,
+    key_range,
+)
 
 __all__ = ["bwd_configs", "hj_attention_bwd"]
 
@@ -56,14 +64,9 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
                 bt = tl.load(bias_base + rows[None, :] * sbm + offs_n[:, None] * sbn,
                              mask=n_ok[:, None] & r_ok[None, :], other=0.0)  # [BN, BM]
                 u += bt.to(tl.float32) * 1.4426950408889634
-        if MASKED:
-            ok = n_ok[:, None] & r_ok[None, :]
-            if CAUSAL:
-                ok = ok & (offs_n[:, None] <= rows[None, :] + offset)
-            if HAS_WINDOW:
-                ok = ok & (offs_n[:, None] > rows[None, :] + offset - WINDOW)
-                if not CAUSAL:
-                    ok = ok & (offs_n[:, None] < rows[None, :] + offset + WINDOW)
+        if MASKED:  # transposed tile: keys along rows
+            ok = in_band(n_ok[:, None] & r_ok[None, :], rows[None, :], offs_n[:, None], offset,
+                         WINDOW, CAUSAL, HAS_WINDOW)
             u = tl.where(ok, u, float("-inf"))
         p = tl.math.exp2(u - lse2[None, :])  # [BN, BM]  πᵀ
         if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin) and a
@@ -200,13 +203,8 @@ def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows
                              mask=r_ok[:, None] & n_ok[None, :], other=0.0)  # [BM, BN]
                 u += bt.to(tl.float32) * 1.4426950408889634
         if MASKED:
-            ok = r_ok[:, None] & n_ok[None, :]
-            if CAUSAL:
-                ok = ok & (cols[None, :] <= rows[:, None] + offset)
-            if HAS_WINDOW:
-                ok = ok & (cols[None, :] > rows[:, None] + offset - WINDOW)
-                if not CAUSAL:
-                    ok = ok & (cols[None, :] < rows[:, None] + offset + WINDOW)
+            ok = in_band(r_ok[:, None] & n_ok[None, :], rows[:, None], cols[None, :], offset,
+                         WINDOW, CAUSAL, HAS_WINDOW)
             u = tl.where(ok, u, float("-inf"))
         p = tl.math.exp2(u - lse2[:, None])  # [BM, BN]  π
         if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin) and a
@@ -269,26 +267,9 @@ def _bwd_dq(
     db_row = row_off * Sk  # [BM] start of each row of a full dbias [B, H, Sq, Sk]
 
     # keys of this block (and split), as the forward: masked [lo, lo_f), unmasked
-    # [lo_f, hi_f), masked [hi_f, hi); rows are absolute positions i + offset
-    row_lo = pid_m * BLOCK_M + offset
-    row_hi = row_lo + BLOCK_M - 1
-    s0 = pid_s * split_len
-    hi = tl.minimum(s0 + split_len, Sk)
-    hi_f = (Sk // BLOCK_N) * BLOCK_N
-    lo = s0
-    lo_f = s0
-    if CAUSAL:
-        hi = tl.minimum(hi, tl.maximum(row_hi + 1, 0))
-        hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + 1, 0) // BLOCK_N) * BLOCK_N)
-    if HAS_WINDOW:
-        lo = tl.maximum(lo, (tl.maximum(row_lo - WINDOW + 1, 0) // BLOCK_N) * BLOCK_N)
-        lo_f = tl.maximum(lo, tl.cdiv(tl.maximum(row_hi - WINDOW + 1, 0), BLOCK_N) * BLOCK_N)
-        if not CAUSAL:
-            hi = tl.minimum(hi, tl.maximum(row_hi + WINDOW, 0))
-            hi_f = tl.minimum(hi_f, (tl.maximum(row_lo + WINDOW, 0) // BLOCK_N) * BLOCK_N)
-    hi = tl.maximum(hi, lo)
-    lo_f = tl.minimum(tl.maximum(lo_f, lo), hi)
-    hi_f = tl.maximum(tl.minimum(hi_f, hi), lo_f)
+    # [lo_f, hi_f), masked [hi_f, hi)
+    lo, lo_f, hi_f, hi = key_range(pid_m, pid_s, split_len, Sk, offset, WINDOW, BLOCK_M,
+                                   BLOCK_N, CAUSAL, HAS_WINDOW)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
@@ -338,9 +319,9 @@ def bwd_configs(which: str, exact_fp32: bool = False, half: bool = True,
         if small_d:
             return [_cfg(32, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(64, 64, 8, 3),
                     _cfg(16, 64, 4, 3)]
-        # D = 96/128: 32×64/4 warps spills 0.4 KB, 128-key blocks need 8 warps
-        return [_cfg(16, 128, 8, 3), _cfg(32, 128, 8, 3), _cfg(32, 128, 8, 2),
-                _cfg(16, 64, 4, 3)]
+        # D = 96/128: 32×64/4 warps spills 0.4 KB, 32×128/8 warps/3 stages 80 B; 128-key
+        # blocks need 8 warps
+        return [_cfg(16, 128, 8, 3), _cfg(32, 128, 8, 2), _cfg(16, 64, 4, 3)]
     if small_d:
         return [_cfg(128, 32, 8, 3), _cfg(64, 64, 4, 2), _cfg(128, 64, 8, 2),
                 _cfg(64, 32, 4, 3)]
