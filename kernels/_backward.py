@@ -66,17 +66,18 @@ def hj_attention_backward_op(
     else:
         from hjplug.kernels.reference.hj_attention_bwd import hj_attention_bwd
     dq, dk, dv, db = hj_attention_bwd(q, k, k if kv_same else v, bias, scale, causal, window,
-                                      lse, g_out, c, gh, needs_bias, precision)
+                                      lse, g_out, c, gh, needs_bias, precision, kv_same)
     none = q.new_empty((0,))
-    return dq, dk, none if dv is None else dv, none.clone() if db is None else db
+    return (dq.contiguous(), dk.contiguous(), none if dv is None else dv.contiguous(),
+            none.clone() if db is None else db.contiguous())
 
 
 @hj_attention_backward_op.register_fake
 def _(q, k, v, bias, scale, causal, window, lse, g_out, c, gh, needs_bias, kv_same, precision):
     want_db = needs_bias and bias is not None and bias.is_floating_point()
-    return (torch.empty_like(q), torch.empty_like(k),
-            q.new_empty((0,)) if kv_same else torch.empty_like(v),
-            torch.empty_like(bias) if want_db else q.new_empty((0,)))
+    return (q.new_empty(q.shape), k.new_empty(k.shape),  # contiguous, as the real outputs
+            q.new_empty((0,)) if kv_same else v.new_empty(v.shape),
+            bias.new_empty(bias.shape) if want_db else q.new_empty((0,)))
 
 
 def _add(a: Tensor | None, extra: Tensor) -> Tensor | None:
@@ -102,7 +103,8 @@ def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
     c, gh = row_terms(out, lse, ent, g_out, g_lse, g_ent)
     tg = None
     if topk and g_tw is not None and tw.numel():
-        tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias)
+        one_row = bias is not None and (bias.dim() < 2 or bias.shape[-2] == 1)
+        tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias, one_row)
         c = c + tg.c.to(c.dtype)
     dq, dk, dv, db = hj_attention_backward_op(q, k, v, bias, scale, causal, window, lse,
                                               g_out, c, gh, needs_bias, False, precision)
@@ -138,22 +140,25 @@ def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: fl
                       None if g_grad is None else g_grad.reshape(1, 1, M, d),
                       None if g_val is None else (g_val * eps).reshape(1, 1, M),
                       None if g_ent is None else g_ent.reshape(1, 1, M))
+    # the forward's mode: fp32 ran in tf32 on rounded operands when it ran on Triton (the
+    # same dispatch as ops.hopf_cole_op: top-k > 32 falls back to the exact reference)
+    tf32 = x.dtype == torch.float32 and registry.choose(
+        "hopf_cole", x, W, b, head_dim=d, topk=topk).backend == "triton"
     tg = None
     if topk and g_tw is not None and tw.numel():
         kk = tw.shape[-1]
         qt, kt = q, kw
-        if x.dtype == torch.float32 and registry.choose(
-                "hj_attention_bwd", q, kw, kw, head_dim=d).backend == "triton":
+        if tf32:
             from hjplug.kernels.triton.hopf_cole import round_tf32  # the forward's operands
 
             qt, kt = round_tf32(q), round_tf32(kw)
         tg = topk_grad(qt, kt, 1.0 / eps, tw.reshape(1, 1, M, kk), ti.reshape(1, 1, M, kk),
-                       g_tw.reshape(1, 1, M, kk), bool(needs[2]))
+                       g_tw.reshape(1, 1, M, kk), bool(needs[2]), one_row=True)
         c = c + tg.c.to(c.dtype)
     g_out = None if g_grad is None else g_grad.reshape(1, 1, M, d)
-    # the forward's mode: fp32 in tf32 on rounded operands (Triton), exact elsewhere
     dq, dk, _, dbias = hj_attention_backward_op(q, kw, kw, bias, 1.0 / eps, False, -1, lse,
-                                                g_out, c, gh, bool(needs[2]), True, "tf32")
+                                                g_out, c, gh, bool(needs[2]), True,
+                                                "tf32" if tf32 else "ieee")
     if tg is not None:
         dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
         if dbias is not None and tg.dbias is not None:

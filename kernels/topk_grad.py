@@ -23,13 +23,16 @@ class TopkGrad:
     c: Tensor  # [B, H, Sq]  dense part: add to the row term c
     dq: Tensor  # [B, H, Sq, D]  sparse part of dq
     dk: Tensor  # [B, Hk, Sk, D]  sparse part of dk
-    dbias: Tensor | None  # [B, H, Sq, Sk] sparse part of dbias (dense layout) or None
+    dbias: Tensor | None  # [B, H, Sq | 1, Sk] sparse part of dbias (summed over queries when
+    #                        the bias has one row) or None
 
 
 def topk_grad(q: Tensor, k: Tensor, scale: float, tw: Tensor, ti: Tensor, g_tw: Tensor,
-              needs_bias: bool = False) -> TopkGrad:
+              needs_bias: bool = False, one_row: bool = False) -> TopkGrad:
     """Parts of the (q, k, bias) gradients that flow through top-k weights tw / indices ti
-    [B, H, Sq, kk] with upstream g_tw; computed in the statistics dtype of tw."""
+    [B, H, Sq, kk] with upstream g_tw; computed in the statistics dtype of tw. one_row: the
+    bias has a single query row (e.g. Hopf–Cole's b), so dbias is summed over queries
+    ([B, H, 1, Sk], never B·H·Sq·Sk)."""
     B, H, Sq, D = q.shape
     Hk, Sk = k.shape[1], k.shape[2]
     g = H // Hk
@@ -46,7 +49,10 @@ def topk_grad(q: Tensor, k: Tensor, scale: float, tw: Tensor, ti: Tensor, g_tw: 
     dk = torch.zeros(B, Hk, Sk, D, dtype=ct, device=q.device)
     dk.scatter_add_(2, gidx, src.reshape(B, Hk, g * Sq * kk, D))
     dbias = None
-    if needs_bias:
+    if needs_bias and one_row:
+        dbias = torch.zeros(B, H, 1, Sk, dtype=ct, device=q.device)
+        dbias.scatter_add_(3, idx.reshape(B, H, 1, Sq * kk), w.reshape(B, H, 1, Sq * kk))
+    elif needs_bias:
         dbias = torch.zeros(B, H, Sq, Sk, dtype=ct, device=q.device)
         dbias.scatter_add_(3, idx, w)
     return TopkGrad(-w.sum(-1), dq.reshape(B, H, Sq, D), dk, dbias)

@@ -120,20 +120,28 @@ def _deliver(state: ModuleState, scale: float, lam: Tensor | None, lse: Tensor, 
     H = lse.shape[1]
     lam_h = torch.ones(H, dtype=torch.float64, device=device) if lam is None else lam
     eps = (lam_h / scale).to(lse.dtype)  # [H]
-    grad = any(getattr(r, "wants_grad", False) for r in state.recorders)
-    if not grad:  # a recorder that asked for grad (instrument(grad=True)) keeps the graph
-        lse, ent = lse.detach(), ent.detach()
-        top = tuple(None if t is None else t.detach() for t in top)  # type: ignore[assignment]
     e = eps.view(1, H, 1)
-    value = e * lse  # [B, H, Sq]
-    if smax is not None:  # tropical heads (ε_h = 0): value = max_j s_ij / scaling, lse = +∞
-        value = torch.where(e > 0, value, smax.detach().to(lse.dtype) / scale)
-    kf = keys.to(ent.dtype)
-    norm = torch.where(keys > 1, ent / kf.clamp_min(2).log(), torch.full_like(ent, float("nan")))
-    tw, ti = top
-    stats = AttentionStats(state.path, state.index, eps, lse, value, ent, norm, keys, backend,
-                           tw, ti)
+
+    def build(lse: Tensor, ent: Tensor, tw: Tensor | None) -> AttentionStats:
+        value = e * lse  # [B, H, Sq]
+        if smax is not None:  # tropical heads (ε_h = 0): value = max_j s_ij / scaling
+            value = torch.where(e > 0, value, smax.detach().to(lse.dtype) / scale)
+        kf = keys.to(ent.dtype)
+        norm = torch.where(keys > 1, ent / kf.clamp_min(2).log(),
+                           torch.full_like(ent, float("nan")))
+        return AttentionStats(state.path, state.index, eps, lse, value, ent, norm, keys,
+                              backend, tw, top[1])
+
+    # detached for every consumer but recorders that asked for the graph (instrument(grad=
+    # True)): no other callback and no `state.last` keeps the forward graph alive
+    plain = build(lse.detach(), ent.detach(), None if top[0] is None else top[0].detach())
+    graph = None
     for rec in state.recorders:
-        rec(stats)
+        if getattr(rec, "wants_grad", False):
+            if graph is None:
+                graph = build(lse, ent, top[0])
+            rec(graph)
+        else:
+            rec(plain)
     if state.keep:
-        state.last = stats
+        state.last = plain

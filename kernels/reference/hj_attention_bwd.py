@@ -62,13 +62,14 @@ def reduce_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
 def hj_attention_bwd(
     q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
     window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
-    needs_bias: bool = False, precision: str = "ieee", chunk: int | None = None,
+    needs_bias: bool = False, precision: str = "ieee", kv_same: bool = False,
+    chunk: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """(dq, dk, dv, dbias) from the forward's lse [B,H,Sq] and the row terms (c, g_H) of
     `row_terms`; g_out [B,H,Sq,Dv] or None. dbias (in bias's own shape) only when needs_bias and
     bias is a float tensor. Computes in fp32 (fp64 stays; `precision` is the kernel's fp32 dot
     mode, accepted for the same signature: the twin is always exact), returns input dtypes.
-    When k is v (one tensor: Hopf–Cole's atoms) dk is that tensor's whole gradient, dv None."""
+    kv_same: v is k, one tensor (Hopf–Cole's atoms): dk is its whole gradient, dv is None."""
     B, H, Sq, D = q.shape
     Hk, Sk, Dv = k.shape[1], k.shape[2], v.shape[-1]
     g = H // Hk
@@ -134,7 +135,7 @@ def hj_attention_bwd(
                         else:
                             db5[b, hk, :, i0:i1, j0:j1] += ds
     dq = (dq * scale).view(B, H, Sq, D).to(q.dtype)
-    if k is v:  # one tensor: its gradient is dk + dv
+    if kv_same:  # one tensor: its gradient is dk + dv
         dk_all, dv_out = (dk * scale + dv).to(k.dtype), None
     else:
         dk_all, dv_out = (dk * scale).to(k.dtype), dv.to(v.dtype)

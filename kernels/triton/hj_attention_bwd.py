@@ -345,11 +345,11 @@ def _kernel(which: str, exact_fp32: bool, half: bool, small_d: bool):
 def hj_attention_bwd(
     q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
     window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
-    needs_bias: bool = False, precision: str = "ieee",
+    needs_bias: bool = False, precision: str = "ieee", kv_same: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """(dq, dk, dv, dbias) — the reference twin's signature and results (`precision`: the
-    fp32 dot mode, "ieee" exact, "tf32" faster; half inputs use their own MMAs). When k is v
-    (one tensor: Hopf–Cole's atoms) dk is that tensor's whole gradient and dv is None."""
+    fp32 dot mode, "ieee" exact, "tf32" faster; half inputs use their own MMAs). kv_same: v is
+    k, one tensor (Hopf–Cole's atoms): dk is its whole gradient and dv is None."""
     from hjplug.kernels.reference.hj_attention_bwd import reduce_to
 
     B, H, Sq, D = q.shape
@@ -381,30 +381,30 @@ def hj_attention_bwd(
     interp = interpreting()
     prec = precision if q.dtype == torch.float32 else "tf32"
     block_d = max(16, next_pow2(D))
-    common = dict(CAUSAL=causal, HAS_WINDOW=window > 0, HAS_BIAS=bias is not None,
-                  BIAS_ROW=bias_row, DOT_PREC=prec,
-                  INT64=_needs_int64(q, k, v, g_out, b4 if bias is not None else None))
     fixed = dict(BLOCK_M=_FIXED["BLOCK_M"], BLOCK_N=_FIXED["BLOCK_N"], num_warps=4,
                  num_stages=1) if interp else {}
     strides = (*q.stride(), *k.stride(), *v.stride(), *bstr, *g_out.stride())
-    kv_same = k is v
     dk = torch.empty((B, Hk, Sk, D), dtype=k.dtype, device=dev)
     dv = dk if kv_same else torch.empty((B, Hk, Sk, D), dtype=v.dtype, device=dev)
     # a full dbias is zero outside the visited (causal / window) band: zeros, not empty
     db = torch.zeros((B, H, Sq if db_full else 1, Sk), dtype=torch.float32, device=dev) \
         if want_db else lse2
-    shape_cfg = (prec == "ieee", q.dtype != torch.float32, block_d <= 64)
-    kern = _kernel("dkdv", *shape_cfg)
-    kern[lambda m: (cdiv(Sk, m["BLOCK_N"]), B * Hk)](
-        q, k, v, b4, g_out, lse2, c, gh, dk, dv, db, scale * LOG2E, scale, *strides,
-        H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0),
-        BLOCK_D=block_d, DB_ROW=db_row, KV_SAME=kv_same, **common, **fixed)
     splits = _n_splits(cdiv(Sq, 16 if interp else 128) * B * H, Sk, dev)
     align = 16 if interp else SPLIT_ALIGN
     split_len = cdiv(cdiv(Sk, splits), align) * align
     splits = cdiv(Sk, split_len)
     dq = torch.empty((splits, B, H, Sq, D), dtype=q.dtype if splits == 1 else torch.float32,
                      device=dev)
+    big = _needs_int64(q, k, v, g_out, dk, dq, b4 if bias is not None else None,
+                       db if db_full else None)  # inputs and outputs (a full dbias: B·H·Sq·Sk)
+    common = dict(CAUSAL=causal, HAS_WINDOW=window > 0, HAS_BIAS=bias is not None,
+                  BIAS_ROW=bias_row, DOT_PREC=prec, INT64=big)
+    shape_cfg = (prec == "ieee", q.dtype != torch.float32, block_d <= 64)
+    kern = _kernel("dkdv", *shape_cfg)
+    kern[lambda m: (cdiv(Sk, m["BLOCK_N"]), B * Hk)](
+        q, k, v, b4, g_out, lse2, c, gh, dk, dv, db, scale * LOG2E, scale, *strides,
+        H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0),
+        BLOCK_D=block_d, DB_ROW=db_row, KV_SAME=kv_same, **common, **fixed)
     kern = _kernel("dq", *shape_cfg)
     kern[lambda m: (cdiv(Sq, m["BLOCK_M"]), B * H, splits)](
         q, k, v, b4, g_out, lse2, c, gh, dq, db, scale * LOG2E, scale, *strides, dq.stride(0),

@@ -56,7 +56,8 @@ def _inputs(B, H, Hk, Sq, Sk, D, *, causal=False, window=-1, bias=None, terms="o
     return q, k, v, b, dict(causal=causal, window=window, terms=terms, seed=seed)
 
 
-def _grads(q, k, v, b, *, causal, window, terms, seed, needs_bias, scale=None, nan_ok=False):
+def _grads(q, k, v, b, *, causal, window, terms, seed, needs_bias, scale=None, nan_ok=False,
+           kv_same=False):
     """(Triton, twin) backward from the twin's forward statistics and random upstreams for the
     outputs named in terms (o = out, l = lse, e = entropy)."""
     from hjplug.kernels.triton.hj_attention_bwd import hj_attention_bwd as bwd_tri
@@ -70,7 +71,7 @@ def _grads(q, k, v, b, *, causal, window, terms, seed, needs_bias, scale=None, n
     g_ent = torch.randn(r.lse.shape, generator=gen) if "e" in terms else None
     c, gh = row_terms(r.out, r.lse, r.entropy, g_out, g_lse, g_ent)
     args = (q, k, v, b, sc, causal, window, r.lse, g_out, c, gh, needs_bias)
-    return bwd_tri(*args), bwd_ref(*args, chunk=16)
+    return bwd_tri(*args, kv_same=kv_same), bwd_ref(*args, kv_same=kv_same, chunk=16)
 
 
 def _close(got, want, rel=REL, names=NAMES):
@@ -153,10 +154,10 @@ def test_bwd_kernel_split_dq(monkeypatch, Sq, causal, window, bias):
     (1, 1, 16, 600, False, -1, "row"),  # split dq
 ])
 def test_bwd_kernel_keys_are_values(H, Hk, Sq, Sk, causal, window, bias):
-    """k is v (one tensor): dk is its whole gradient dk + dv, dv is None, in both."""
+    """kv_same (v is k, one tensor): dk is its whole gradient dk + dv, dv is None, in both."""
     q, k, _, b, kw = _inputs(1, H, Hk, Sq, Sk, 32, causal=causal, window=window, bias=bias,
                              seed=Sq + Sk)
-    got, want = _grads(q, k, k, b, needs_bias=True, **kw)
+    got, want = _grads(q, k, k, b, needs_bias=True, kv_same=True, **kw)
     assert got[2] is None and want[2] is None
     _close(got, want)
 
