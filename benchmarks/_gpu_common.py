@@ -24,8 +24,8 @@ if DRY:
 import torch  # noqa: E402
 
 __all__ = [
-    "DEV", "DRY", "ROOT", "T0", "HopfColeInputs", "bench", "finish", "log", "peak_mib",
-    "plain_hopf_cole", "run_section", "sync",
+    "DEV", "DRY", "ROOT", "T0", "HopfColeInputs", "bench", "check_vs_torch", "finish", "log",
+    "peak_mib", "plain_hopf_cole", "rel", "run_section", "sync",
 ]
 
 T0 = time.time()
@@ -104,6 +104,27 @@ def plain_hopf_cole(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, eps: floa
     lse = torch.logsumexp(z, -1)
     p = torch.softmax(z, -1)
     return eps * lse, p @ W, lse - (p * z).sum(-1)
+
+
+def rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖a − ref‖ / ‖ref‖ in fp64; NaN when a has a non-finite element."""
+    a, ref = a.double(), ref.double()
+    if not bool(torch.isfinite(a).all()):
+        return float("nan")
+    return float((a - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def check_vs_torch(results: dict, name: str, ours: float, torch_err: float,
+                   floor: float = 0.0) -> bool:
+    """Record and print one check: ours ≤ max(2 × PyTorch's own error, floor)."""
+    import math
+
+    limit = max(2.0 * torch_err, floor)
+    ok = math.isfinite(ours) and ours <= limit
+    results["checks"].append(dict(name=name, ours=ours, torch=torch_err, limit=limit, ok=ok))
+    log(f"{'PASS' if ok else 'FAIL'} {name}: ours {ours:.3e}  torch {torch_err:.3e}  "
+        f"limit {limit:.3e}")
+    return ok
 
 
 def run_section(fn: Callable[[], None], results: dict) -> None:

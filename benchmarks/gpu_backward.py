@@ -22,9 +22,11 @@ from _gpu_common import (  # first: sets TRITON_INTERPRET
     DRY,
     HopfColeInputs,
     bench,
+    check_vs_torch,
     finish,
     log,
     peak_mib,
+    rel,
     run_section,
     sync,
 )
@@ -47,19 +49,8 @@ def sz(n: int, dry: int) -> int:
     return dry if DRY else n
 
 
-def rel(a: torch.Tensor, ref: torch.Tensor) -> float:
-    a, ref = a.double(), ref.double()
-    if not bool(torch.isfinite(a).all()):
-        return float("nan")
-    return float((a - ref).norm() / ref.norm().clamp_min(1e-30))
-
-
-def check(name: str, ours: float, torch_err: float, floor: float = 0.0) -> None:
-    limit = max(2.0 * torch_err, floor)
-    ok = ours == ours and ours <= limit
-    RESULTS["checks"].append(dict(name=name, ours=ours, torch=torch_err, limit=limit, ok=ok))
-    log(f"{'PASS' if ok else 'FAIL'} {name}: ours {ours:.3e}  torch {torch_err:.3e}  "
-        f"limit {limit:.3e}")
+def check(name: str, ours: float, torch_err: float, floor: float = 0.0) -> bool:
+    return check_vs_torch(RESULTS, name, ours, torch_err, floor)
 
 
 def dense(q, k, v, scale, causal, bias=None):

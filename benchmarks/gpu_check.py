@@ -25,9 +25,11 @@ from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
     T0,
     HopfColeInputs,
     bench,
+    check_vs_torch,
     finish,
     log,
     plain_hopf_cole,
+    rel,
     run_section,
     sync,
 )
@@ -54,20 +56,8 @@ RESULTS: dict = {"checks": [], "timings": [], "errors": []}
 ROWS: list[tuple] = []
 
 
-def rel(a: torch.Tensor, ref: torch.Tensor) -> float:
-    a, ref = a.double(), ref.double()
-    if not bool(torch.isfinite(a).all()):
-        return float("nan")
-    return float((a - ref).norm() / ref.norm().clamp_min(1e-30))
-
-
 def check(name: str, ours: float, torch_err: float, floor: float = 0.0) -> bool:
-    limit = max(2.0 * torch_err, floor)
-    ok = math.isfinite(ours) and ours <= limit
-    RESULTS["checks"].append(dict(name=name, ours=ours, torch=torch_err, limit=limit, ok=ok))
-    log(f"{'PASS' if ok else 'FAIL'} {name}: ours {ours:.3e}  torch {torch_err:.3e}  "
-        f"limit {limit:.3e}")
-    return ok
+    return check_vs_torch(RESULTS, name, ours, torch_err, floor)
 
 
 def section(fn):

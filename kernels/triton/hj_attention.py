@@ -56,6 +56,26 @@ def in_band(ok, i, j, offset, WINDOW, CAUSAL: tl.constexpr, HAS_WINDOW: tl.const
 
 
 @triton.jit
+def program_coords(H, GROUP, CAUSAL: tl.constexpr, INT64: tl.constexpr):
+    """(pid_m, pid_bh, pid_s, pid_s64, b, h, hk) of a (query block, batch·head, split) program:
+    causal grids run the longest rows first (better tail balance across the SMs); 64-bit
+    indices when a tensor reaches 2³¹ elements (32-bit ones cost fewer registers)."""
+    pid_m = tl.program_id(0)
+    if CAUSAL:
+        pid_m = tl.num_programs(0) - 1 - pid_m
+    pid_bh = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    b = pid_bh // H
+    h = pid_bh % H
+    pid_s64 = pid_s
+    if INT64:
+        b = b.to(tl.int64)
+        h = h.to(tl.int64)
+        pid_s64 = pid_s.to(tl.int64)
+    return pid_m, pid_bh, pid_s, pid_s64, b, h, h // GROUP
+
+
+@triton.jit
 def key_range(pid_m, pid_s, split_len, Sk, offset, WINDOW, BLOCK_M: tl.constexpr,
               BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr):
     """Keys of query block pid_m (and split pid_s): (lo, lo_f, hi_f, hi) with masked tiles in
@@ -166,19 +186,7 @@ def _hj_attn_fwd(
     TOPK: tl.constexpr, TOPK_PAD: tl.constexpr, DOT_PREC: tl.constexpr, ROUND_P: tl.constexpr,
     INT64: tl.constexpr = False,
 ):
-    pid_m = tl.program_id(0)
-    if CAUSAL:  # longest rows first: better tail balance across the SMs
-        pid_m = tl.num_programs(0) - 1 - pid_m
-    pid_bh = tl.program_id(1)
-    pid_s = tl.program_id(2)
-    b = pid_bh // H
-    h = pid_bh % H
-    pid_s64 = pid_s
-    if INT64:  # a tensor of ≥ 2³¹ elements: 64-bit base offsets (32-bit ones cost registers)
-        b = b.to(tl.int64)
-        h = h.to(tl.int64)
-        pid_s64 = pid_s.to(tl.int64)
-    hk = h // GROUP
+    pid_m, pid_bh, pid_s, pid_s64, b, h, hk = program_coords(H, GROUP, CAUSAL, INT64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)

@@ -30,6 +30,7 @@ from hjplug.kernels.triton.hj_attention import (
     _needs_int64,
     in_band,
     key_range,
+    program_coords,
 )
 
 __all__ = ["bwd_configs", "hj_attention_bwd"]
@@ -234,19 +235,7 @@ def _bwd_dq(
     BIAS_ROW: tl.constexpr, DB_FULL: tl.constexpr, DOT_PREC: tl.constexpr,
     INT64: tl.constexpr = False,
 ):
-    pid_m = tl.program_id(0)
-    if CAUSAL:  # longest rows first
-        pid_m = tl.num_programs(0) - 1 - pid_m
-    pid_bh = tl.program_id(1)  # over B·H
-    pid_s = tl.program_id(2)
-    b = pid_bh // H
-    h = pid_bh % H
-    pid_s64 = pid_s
-    if INT64:
-        b = b.to(tl.int64)
-        h = h.to(tl.int64)
-        pid_s64 = pid_s.to(tl.int64)
-    hk = h // GROUP
+    pid_m, _, pid_s, pid_s64, b, h, hk = program_coords(H, GROUP, CAUSAL, INT64)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)

@@ -120,13 +120,18 @@ def check_attention(q, k, v, bias=None, *, use=ATT_OUTS, seed=0, **kw):
     leaves = [(n, t) for n, t in named if t is not None and t.requires_grad]
     r = hj_attention(q, k, v, bias=bias, **kw)
     e = dense_attention(q, k, v, bias=bias, **kw)
-    got_outs = tuple(r[:4])
-    for name, a, b in zip(ATT_OUTS, got_outs, e, strict=True):  # the truth is the same function
+    return _compare(tuple(r[:4]), e, ATT_OUTS, leaves, use, gen)
+
+
+def _compare(got_outs, e, names, leaves, use, gen) -> dict:
+    """Forward outputs equal (the truth is the same function), then the gradients of a random
+    combination of the outputs in `use` for every leaf; returns the API grads by leaf name."""
+    for name, a, b in zip(names, got_outs, e, strict=True):
         if b is not None:
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"forward {name}")
     ups = [None if (o is None or n not in use) else
            torch.randn(o.shape, generator=gen, dtype=F64)
-           for n, o in zip(ATT_OUTS, e, strict=True)]
+           for n, o in zip(names, e, strict=True)]
     got = _grads(_loss(got_outs, ups), [t for _, t in leaves])
     want = _grads(_loss(e, ups), [t for _, t in leaves])
     for (n, _), a, b in zip(leaves, got, want, strict=True):
@@ -271,17 +276,7 @@ def check_hopf_cole(x, W, b, eps, topk=0, use=HC_OUTS, seed=0):
     leaves = [(n, t) for n, t in (("x", x), ("W", W), ("b", b)) if t.requires_grad]
     r = hopf_cole(x, W, b, eps, topk=topk)
     e = dense_hopf_cole(x, W, b, eps, topk)
-    got_outs = tuple(r[:4])
-    for name, a, c in zip(HC_OUTS, got_outs, e, strict=True):
-        if c is not None:
-            torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12, msg=f"forward {name}")
-    ups = [None if (o is None or n not in use) else
-           torch.randn(o.shape, generator=gen, dtype=F64)
-           for n, o in zip(HC_OUTS, e, strict=True)]
-    got = _grads(_loss(got_outs, ups), [t for _, t in leaves])
-    want = _grads(_loss(e, ups), [t for _, t in leaves])
-    for (n, _), a, c in zip(leaves, got, want, strict=True):
-        _assert_close(a, c, f"d{n} (outputs {use})")
+    _compare(tuple(r[:4]), e, HC_OUTS, leaves, use, gen)
 
 
 @pytest.mark.parametrize("use", [HC_OUTS[:3], ("value",), ("grad",), ("entropy",)])
