@@ -26,7 +26,12 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels._checks import stats_dtype
-from hjplug.kernels.reference.hj_attention import as_additive, key_range, zero_outside_band
+from hjplug.kernels.reference.hj_attention import (
+    _splits,
+    as_additive,
+    key_range,
+    zero_outside_band,
+)
 
 __all__ = ["hj_attention_bwd", "reduce_to", "row_terms"]
 
@@ -92,48 +97,66 @@ def hj_attention_bwd(
     dq = torch.zeros(B, Hk, g, Sq, D, dtype=ct, device=dev)
     dk = torch.zeros(B, Hk, Sk, D, dtype=ct, device=dev)
     dv = torch.zeros(B, Hk, Sk, Dv, dtype=ct, device=dev)
+    # once per call: which guards the chunks need (each costs a pass over the scores)
+    may_remove = add is not None or causal or win > 0  # some score can be −inf
+    nan_rows = bool(torch.isnan(lse_g).any() or torch.isnan(c_g).any())
+    use_gh = bool(gh_g.ne(0).any())  # an entropy gradient: the −g_H·s term
     cs = max(1, min(Sk, chunk or KEY_CHUNK))
-    rows = max(1, min(Sq, BLOCK_SCORES // (g * cs)))  # queries per block
+    rows = max(1, BLOCK_SCORES // (g * cs))  # queries (of one kv-head) per block
+    sq1 = max(Sq, 1)
+    # blocks as the forward twin: several kv-heads at once when their queries fit (small Sq)
+    heads = _splits(Hk, rows // sq1) if rows >= sq1 else [(h, h + 1) for h in range(Hk)]
+    queries = [(0, Sq)] if rows >= sq1 else _splits(Sq, rows)
     for b in range(B):
-        for hk in range(Hk):
-            for i0 in range(0, Sq, rows):
-                i1 = min(Sq, i0 + rows)
-                nq = i1 - i0
-                qb = qg[b, hk, :, i0:i1].to(ct)  # [g, nq, D]
-                lb = lse_g[b, hk, :, i0:i1, None]  # [g, nq, 1]
-                cb = c_g[b, hk, :, i0:i1, None]
-                hb = gh_g[b, hk, :, i0:i1, None]
-                gob = None if go_g is None else go_g[b, hk, :, i0:i1].to(ct)  # [g, nq, Dv]
+        for h0, h1 in heads:
+            for i0, i1 in queries:
+                nh, nq = h1 - h0, i1 - i0
+                hs = slice(h0, h1)
+                qb = qg[b, hs, :, i0:i1].to(ct).reshape(nh, g * nq, D)  # [nh, g·nq, D]
+                lb = lse_g[b, hs, :, i0:i1, None]  # [nh, g, nq, 1]
+                cb = c_g[b, hs, :, i0:i1, None]
+                hb = gh_g[b, hs, :, i0:i1, None]
+                gob = None if go_g is None else go_g[b, hs, :, i0:i1].to(ct).reshape(
+                    nh, g * nq, Dv)  # [nh, g·nq, Dv]
                 lo, hi = key_range(i0, i1, Sq, Sk, causal, win)
                 for j0 in range(lo, hi, cs):
                     j1 = min(hi, j0 + cs)
-                    kb = k[b, hk, j0:j1].to(ct)  # [C, D]
-                    vb = v[b, hk, j0:j1].to(ct)  # [C, Dv]
-                    s = torch.matmul(qb, kb.T).mul_(scale)  # [g, nq, C]
+                    C = j1 - j0
+                    kb = k[b, hs, j0:j1].to(ct)  # [nh, C, D]
+                    vb = v[b, hs, j0:j1].to(ct)  # [nh, C, Dv]
+                    s = torch.bmm(qb, kb.mT).mul_(scale).view(nh, g, nq, C)  # [nh, g, nq, C]
                     if add is not None:
-                        s += add[b, hk, :, i0:i1, j0:j1]
+                        s += add[b, hs, :, i0:i1, j0:j1]
                     if causal or win > 0:
                         d = i0 + Sk - Sq - j0
-                        keep = zero_outside_band(torch.ones(nq, j1 - j0, dtype=ct, device=dev),
+                        keep = zero_outside_band(torch.ones(nq, C, dtype=ct, device=dev),
                                                  d, causal, win)  # [nq, C]
                         if not bool(keep.all()):
                             zero_outside_band(s, d, causal, win).add_(keep.log())  # → −inf
-                    p = torch.exp(s - lb)  # [g, nq, C]  π
-                    removed = s == -math.inf  # π = 0 even if lse is NaN; s finite (no 0·∞)
-                    p.masked_fill_(removed, 0.0)
-                    s.masked_fill_(removed, 0.0)
-                    bracket = cb - hb * s  # [g, nq, C]
+                    p = torch.exp(s - lb)  # [nh, g, nq, C]  π
+                    removed = s == -math.inf if may_remove and (nan_rows or use_gh) else None
+                    if removed is not None and nan_rows:  # π = 0 at removed keys, NaN rows too
+                        p.masked_fill_(removed, 0.0)
+                    bracket = cb.expand(nh, g, nq, C)  # [nh, g, nq, C]
+                    if use_gh:
+                        if removed is not None:  # a finite score there: no 0·∞
+                            s.masked_fill_(removed, 0.0)
+                        bracket = bracket - hb * s
+                    p3 = p.view(nh, g * nq, C)
                     if gob is not None:
-                        bracket += gob @ vb.T
-                        dv[b, hk, j0:j1] += torch.einsum("gic,gie->ce", p, gob)
-                    ds = p.mul_(bracket).masked_fill_(removed, 0.0)  # [g, nq, C]; NaN rows too
-                    dq[b, hk, :, i0:i1] += ds @ kb
-                    dk[b, hk, j0:j1] += torch.einsum("gic,gid->cd", ds, qb)
+                        bracket = bracket + torch.bmm(gob, vb.mT).view(nh, g, nq, C)
+                        dv[b, hs, j0:j1] += torch.bmm(p3.mT, gob)  # [nh, C, Dv]
+                    ds = p.mul_(bracket)  # [nh, g, nq, C]
+                    if removed is not None and nan_rows:  # 0, not 0·NaN, at removed keys
+                        ds.masked_fill_(removed, 0.0)
+                    ds3 = ds.view(nh, g * nq, C)
+                    dq[b, hs, :, i0:i1] += torch.bmm(ds3, kb).view(nh, g, nq, D)
+                    dk[b, hs, j0:j1] += torch.bmm(ds3.mT, qb)  # [nh, C, D]
                     if db5 is not None:
                         if db_shape[2] == 1:
-                            db5[b, hk, :, 0, j0:j1] += ds.sum(1)
+                            db5[b, hs, :, 0, j0:j1] += ds.sum(2)
                         else:
-                            db5[b, hk, :, i0:i1, j0:j1] += ds
+                            db5[b, hs, :, i0:i1, j0:j1] += ds
     dq = (dq * scale).view(B, H, Sq, D).to(q.dtype)
     if kv_same:  # one tensor: its gradient is dk + dv
         dk_all, dv_out = (dk * scale + dv).to(k.dtype), None
