@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels import registry
-from hjplug.kernels.reference.hj_attention_bwd import reduce_to, row_terms
+from hjplug.kernels.reference.hj_attention_bwd import one_row, reduce_to, row_terms
 from hjplug.kernels.topk_grad import topk_grad
 
 __all__ = ["attention_grads", "hopf_cole_grads"]
@@ -88,8 +88,8 @@ def _add(a: Tensor | None, extra: Tensor) -> Tensor | None:
 
 
 def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
-                    cfg: tuple, needs: Sequence[bool], grads: Sequence[Tensor | None],
-                    precision: str = "ieee") -> tuple[Grad, Grad, Grad, Grad]:
+                    cfg: tuple, needs: Sequence[bool], grads: Sequence[Tensor | None]
+                    ) -> tuple[Grad, Grad, Grad, Grad]:
     """(dq, dk, dv, dbias) given the forward's inputs (q, k, v, bias), outputs
     (out, lse, entropy, topk_weights, topk_indices) and the grads of the first four outputs."""
     q, k, v, bias = inputs
@@ -103,11 +103,10 @@ def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
     c, gh = row_terms(out, lse, ent, g_out, g_lse, g_ent)
     tg = None
     if topk and g_tw is not None and tw.numel():
-        one_row = bias is not None and (bias.dim() < 2 or bias.shape[-2] == 1)
-        tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias, one_row)
+        tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias, one_row(bias))
         c = c + tg.c.to(c.dtype)
     dq, dk, dv, db = hj_attention_backward_op(q, k, v, bias, scale, causal, window, lse,
-                                              g_out, c, gh, needs_bias, False, precision)
+                                              g_out, c, gh, needs_bias, False, "ieee")
     if tg is not None:
         dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
         if db is not None and tg.dbias is not None:

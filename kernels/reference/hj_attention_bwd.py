@@ -33,7 +33,7 @@ from hjplug.kernels.reference.hj_attention import (
     zero_outside_band,
 )
 
-__all__ = ["hj_attention_bwd", "reduce_to", "row_terms"]
+__all__ = ["hj_attention_bwd", "one_row", "reduce_to", "row_terms"]
 
 BLOCK_SCORES = 1 << 18  # scores per block, as the forward twin
 KEY_CHUNK = 512
@@ -53,6 +53,12 @@ def row_terms(out: Tensor, lse: Tensor, ent: Tensor, g_out: Tensor | None,
     if g_ent is not None:
         c += gh * (lse - ent)  # g_H·E_π[s]
     return c.masked_fill(lse == -math.inf, 0.0), gh
+
+
+def one_row(bias: Tensor | None) -> bool:
+    """The bias has a single query row (e.g. [B, H, 1, Sk], [Sk]): its gradient is summed over
+    queries (never B·H·Sq·Sk). An expanded view with Sq rows has one gradient per element."""
+    return bias is not None and (bias.dim() < 2 or bias.shape[-2] == 1)
 
 
 def reduce_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
@@ -85,7 +91,7 @@ def hj_attention_bwd(
     want_db = needs_bias and bias is not None and bias.is_floating_point()
     if add is not None:
         add = add.expand(B, H, Sq, Sk).view(B, Hk, g, Sq, Sk)  # view, stride 0 where broadcast
-    db_shape = (B, H, Sq if want_db and bias.dim() >= 2 and bias.shape[-2] != 1 else 1, Sk)  # type: ignore[union-attr]
+    db_shape = (B, H, 1 if one_row(bias) else Sq, Sk)
     dbias = torch.zeros(db_shape, dtype=ct, device=dev) if want_db else None
     db5 = None if dbias is None else dbias.view(B, Hk, g, db_shape[2], Sk)
     qg = q.view(B, Hk, g, Sq, D)

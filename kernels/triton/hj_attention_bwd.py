@@ -339,7 +339,7 @@ def hj_attention_bwd(
     """(dq, dk, dv, dbias) — the reference twin's signature and results (`precision`: the
     fp32 dot mode, "ieee" exact, "tf32" faster; half inputs use their own MMAs). kv_same: v is
     k, one tensor (Hopf–Cole's atoms): dk is its whole gradient and dv is None."""
-    from hjplug.kernels.reference.hj_attention_bwd import reduce_to
+    from hjplug.kernels.reference.hj_attention_bwd import one_row, reduce_to
 
     B, H, Sq, D = q.shape
     Hk, Sk = k.shape[1], k.shape[2]
@@ -362,11 +362,8 @@ def hj_attention_bwd(
     else:
         b4, bstr = lse2, (0, 0, 0, 0)
     bias_row = bias is not None and bstr[2] == 0  # loads one row vector per key block
-    # dbias per key (summed over queries) only when the bias itself has one row; an expanded
-    # view (stride 0 but Sq rows) gets a gradient per element
-    one_row = bias is not None and (bias.dim() < 2 or bias.shape[-2] == 1)
-    db_row = want_db and one_row
-    db_full = want_db and not one_row
+    db_row = want_db and one_row(bias)  # dbias per key, summed over queries
+    db_full = want_db and not db_row
     interp = interpreting()
     prec = precision if q.dtype == torch.float32 else "tf32"
     block_d = max(16, next_pow2(D))

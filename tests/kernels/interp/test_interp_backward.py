@@ -56,8 +56,7 @@ def _inputs(B, H, Hk, Sq, Sk, D, *, causal=False, window=-1, bias=None, terms="o
     return q, k, v, b, dict(causal=causal, window=window, terms=terms, seed=seed)
 
 
-def _grads(q, k, v, b, *, causal, window, terms, seed, needs_bias, scale=None, nan_ok=False,
-           kv_same=False):
+def _grads(q, k, v, b, *, causal, window, terms, seed, needs_bias, scale=None, kv_same=False):
     """(Triton, twin) backward from the twin's forward statistics and random upstreams for the
     outputs named in terms (o = out, l = lse, e = entropy)."""
     from hjplug.kernels.triton.hj_attention_bwd import hj_attention_bwd as bwd_tri
