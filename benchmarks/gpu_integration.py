@@ -17,7 +17,9 @@ Speed (bf16 Llama-like stack: hidden 2048, 16 heads × 128, 4 layers, B=4, S=204
   stock sdpa forward; instrument(entropy + lse) around it (context entry/exit included);
   the FX-converted model with the same statistics; eager + output_attentions + entropy.
   CUDA events, medians, warm-up; peak memory above the weights.
-hopf_cole probe (bf16 and fp32, M=4096, N=65536, d=128): each kv-same config × key splits.
+hopf_cole probe (bf16 and fp32, M=4096, N=65536, d=128): each kv-same config × key splits;
+then its anatomy in bf16 (the same work as attention with k, v apart, without the bias row, as
+8 heads in one launch without split or merge, SDPA flash on that shape, the merge alone).
 Writes $OUT/gpu_integration.json (else /tmp); prints a table last.
 GPU_CHECK_DRY=1: CPU under the Triton interpreter, tiny sizes (checks the script only).
 """
@@ -288,6 +290,72 @@ def probe_hopf_cole() -> None:
                        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64}, num_warps=4, num_stages=4),
                        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=4)]
         _hopf_case(dt, configs[:1] if DRY else configs)
+    _hopf_anatomy(torch.bfloat16 if not DRY else torch.float16)
+
+
+def _hopf_anatomy(dt: torch.dtype) -> None:
+    """Where bf16 hopf_cole's time goes (H200 runs 4–5: 0.91–0.95 ms ≈ 150 TFLOP/s against the
+    attention kernel's ≈ 460 TFLOP/s at D = 128). The same M × N × d work, queued timing:
+    the full wrapper; the attention kernel with k and v loaded separately (no KV_SAME), with and
+    without the bias row; the split-K work as g heads of N/g keys in one launch (no split, no
+    merge, no bias) beside SDPA flash on that shape (no statistics); the merge alone."""
+    from torch.nn.attention import SDPBackend
+
+    from hjplug.kernels.triton.hopf_cole import hopf_cole_fwd
+    from hjplug.kernels.triton.split_merge import merge_splits
+
+    M, N, d = (4096, 65536, 128) if not DRY else (40, 320, 32)
+    eps = 0.5
+    data = HopfColeInputs(M, N, d, dt)
+    g = 8  # heads = the split count _n_splits picks on a 132-SM card
+
+    def attn(kv_same: bool, with_bias: bool):
+        def fn():
+            x, W, b = data.next()
+            bias = (b.float() / eps).view(1, 1, 1, N) if with_bias else None
+            kw = W.view(1, 1, N, d)
+            return hja.hj_attention_fwd(x.view(1, 1, M, d), kw, kw, bias, 1 / eps, False, -1,
+                                        0, kv_same=kv_same, precision="tf32")
+        return fn
+
+    def heads():
+        x, W, _ = data.next()
+        kw = W.view(1, g, N // g, d)  # [1, g, N/g, d]
+        return hja.hj_attention_fwd(x.view(1, 1, M, d).expand(1, g, M, d), kw, kw, None,
+                                    1 / eps, False, -1, 0, precision="tf32", splits=1)
+
+    def flash():
+        x, W, _ = data.next()
+        kw = W.view(1, g, N // g, d)
+        from torch.nn.attention import sdpa_kernel
+
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            return F.scaled_dot_product_attention(x.view(1, 1, M, d).expand(1, g, M, d), kw, kw,
+                                                  scale=1 / eps)
+
+    parts = torch.randn(g, 1, 1, M, d, device=DEV), torch.randn(g, 1, 1, M, device=DEV)
+    res = {"hopf_cole_fwd": lambda: hopf_cole_fwd(*data.next(), eps, 0),
+           "kernel kv-same + bias": attn(True, True),
+           "kernel k, v apart + bias": attn(False, True),
+           "kernel k, v apart, no bias": attn(False, False),
+           f"{g} heads, one launch": heads,
+           f"sdpa flash, {g} heads": flash,
+           f"merge of {g} splits": lambda: merge_splits(parts[0], parts[1], parts[1], dt)}
+    ms = {}
+    for name, fn in res.items():
+        try:
+            ms[name] = bench(fn)
+        except Exception as exc:  # e.g. no flash backend for this dtype / card
+            ms[name] = float("nan")
+            log(f"anatomy {name}: {exc!r}")
+    tflops = {k: 4 * M * N * d / (v * 1e-3) / 1e12 for k, v in ms.items()
+              if math.isfinite(v) and not k.startswith("merge")}
+    RESULTS["timings"].append(dict(op="hopf_cole anatomy", dtype=str(dt)[6:], M=M, N=N, d=d,
+                                   ms=ms, tflops=tflops))
+    for k, v in ms.items():
+        ROWS.append((f"anatomy {k}", f"{v:.3f} ms",
+                     f"{tflops[k]:.0f} TFLOP/s" if k in tflops else ""))
+    log(f"hopf_cole anatomy {dt}: {ms}")
 
 
 def _hopf_case(dt: torch.dtype, configs: list) -> None:
