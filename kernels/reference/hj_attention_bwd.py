@@ -139,35 +139,43 @@ def hj_attention_bwd(
                                                  d, causal, win)  # [nq, C]
                         if not bool(keep.all()):
                             zero_outside_band(s, d, causal, win).add_(keep.log())  # → −inf
-                    p = torch.exp(s - lb)  # [nh, g, nq, C]  π
                     removed = s == -math.inf if may_remove and (nan_rows or use_gh) else None
+                    # π [nh, g, nq, C]; s itself is needed again only for the entropy term
+                    p = torch.exp(s - lb) if use_gh else s.sub_(lb).exp_()
                     if removed is not None and nan_rows:  # π = 0 at removed keys, NaN rows too
                         p.masked_fill_(removed, 0.0)
-                    bracket = cb.expand(nh, g, nq, C)  # [nh, g, nq, C]
+                    p3 = p.view(nh, g * nq, C)
+                    if gob is not None:  # dO·v_j + c_i  [nh, g, nq, C]
+                        bracket = torch.bmm(gob, vb.mT).view(nh, g, nq, C).add_(cb)
+                        dv[b, hs, j0:j1].baddbmm_(p3.mT, gob)  # [nh, C, Dv]
+                    else:
+                        bracket = cb.expand(nh, g, nq, C)
                     if use_gh:
                         if removed is not None:  # a finite score there: no 0·∞
                             s.masked_fill_(removed, 0.0)
-                        bracket = bracket - hb * s
-                    p3 = p.view(nh, g * nq, C)
-                    if gob is not None:
-                        bracket = bracket + torch.bmm(gob, vb.mT).view(nh, g, nq, C)
-                        dv[b, hs, j0:j1] += torch.bmm(p3.mT, gob)  # [nh, C, Dv]
+                        if gob is not None:  # bracket is this chunk's own buffer
+                            bracket.addcmul_(hb, s, value=-1.0)
+                        else:
+                            bracket = bracket - hb * s
                     ds = p.mul_(bracket)  # [nh, g, nq, C]
                     if removed is not None and nan_rows:  # 0, not 0·NaN, at removed keys
                         ds.masked_fill_(removed, 0.0)
                     ds3 = ds.view(nh, g * nq, C)
-                    dq[b, hs, :, i0:i1] += torch.bmm(ds3, kb).view(nh, g, nq, D)
-                    dk[b, hs, j0:j1] += torch.bmm(ds3.mT, qb)  # [nh, C, D]
+                    if nq == Sq:  # all queries: a head's g·Sq rows are contiguous
+                        dq[b, hs].view(nh, g * nq, D).baddbmm_(ds3, kb)  # [nh, g·nq, D]
+                    else:
+                        dq[b, hs, :, i0:i1] += torch.bmm(ds3, kb).view(nh, g, nq, D)
+                    dk[b, hs, j0:j1].baddbmm_(ds3.mT, qb)  # [nh, C, D]
                     if db5 is not None:
                         if db_shape[2] == 1:
                             db5[b, hs, :, 0, j0:j1] += ds.sum(2)
                         else:
                             db5[b, hs, :, i0:i1, j0:j1] += ds
-    dq = (dq * scale).view(B, H, Sq, D).to(q.dtype)
+    dq = dq.mul_(scale).view(B, H, Sq, D).to(q.dtype)
     if kv_same:  # one tensor: its gradient is dk + dv
-        dk_all, dv_out = (dk * scale + dv).to(k.dtype), None
+        dk_all, dv_out = dv.add_(dk, alpha=scale).to(k.dtype), None
     else:
-        dk_all, dv_out = (dk * scale).to(k.dtype), dv.to(v.dtype)
+        dk_all, dv_out = dk.mul_(scale).to(k.dtype), dv.to(v.dtype)
     if dbias is not None:
         assert bias is not None
         dbias = reduce_to(dbias, bias.shape).to(bias.dtype)
