@@ -163,9 +163,12 @@ def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, 
             work = qk
             for _t in tl.static_range(TOPK):
                 cmax = tl.max(work, 1)  # [BM]
-                carg = tl.argmax(work, 1)  # [BM]
-                amin = tl.argmin(topv, 1)
-                take = cmax > tl.min(topv, 1)
+                carg = tl.argmax(work, 1)  # [BM] lowest key among equal scores
+                vmin = tl.min(topv, 1)  # [BM]
+                # evict, among equal smallest kept scores, the one with the largest key index
+                # (ties keep the lowest keys; an equal newcomer never evicts: `>`)
+                amin = tl.argmax(tl.where(topv == vmin[:, None], topi, -2), 1)
+                take = cmax > vmin
                 hit = (slots[None, :] == amin[:, None]) & take[:, None]
                 topv = tl.where(hit, cmax[:, None], topv)
                 topi = tl.where(hit, (start_n + carg)[:, None], topi)
@@ -243,7 +246,8 @@ def _hj_attn_fwd(
         topv = tl.where(slots[None, :] < TOPK, topv, float("-inf"))
         for t in tl.static_range(TOPK):
             vmax = tl.max(topv, 1)
-            am = tl.argmax(topv, 1)
+            # equal scores leave in ascending key order
+            am = tl.argmin(tl.where(topv == vmax[:, None], topi, 2147483647), 1)
             hit = slots[None, :] == am[:, None]
             idx = tl.sum(tl.where(hit, topi, 0), 1)
             tl.store(TOPV + stat_off * TOPK + t, vmax * 0.6931471805599453, mask=row_ok)
@@ -423,7 +427,11 @@ def hj_attention_fwd(
         if tk:
             sv = topv.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
             si = topi.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
-            tw, pos = sv.topk(tk, dim=-1)
+            # by key index, then a stable sort by score: equal scores keep the lowest keys
+            order = si.argsort(dim=-1)
+            sv, si = sv.gather(-1, order), si.gather(-1, order)
+            tw, pos = sv.sort(dim=-1, descending=True, stable=True)
+            tw, pos = tw[..., :tk], pos[..., :tk]
             ti = si.gather(-1, pos)
     if tk:
         assert tw is not None and ti is not None
