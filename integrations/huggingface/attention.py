@@ -13,7 +13,8 @@ Three paths, one visible branch in `hjplug_attention_forward`:
   kernel  statistics and/or λ_h > 0 → `hjplug.kernels.hj_attention` (blockwise: lse and entropy
           in O(queries) memory per head; fused Triton on CUDA, PyTorch reference elsewhere)
   eager   soft-cap c·tanh(s/c), a tropical head (λ_h = 0) or training-time dropout → readable
-          matmul / softmax / matmul
+          matmul / softmax / matmul (with statistics wanted: one KernelFallbackWarning per
+          reason on CUDA, where the kernel was expected)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hjplug.integrations.huggingface.attention_math import (
     visible_counts,
 )
 from hjplug.integrations.huggingface.records import AttentionStats, ModuleState
+from hjplug.modules.attention_stats import warn_fallback
 
 __all__ = ["hjplug_attention_forward"]
 
@@ -89,6 +91,9 @@ def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tenso
         backend = "kernel"
         keys = visible_counts(bias, causal, (B, H, Sq, Sk), query.device)
     else:
+        if state is not None and not state.idle:  # statistics / deformation wanted
+            warn_fallback(f"hjplug attention ({state.path})", _eager_reason(softcap, drop),
+                          query.is_cuda)
         out, lse, ent, keys, weights, smax = eager_attention(query, key, value, bias, scale,
                                                              causal, lam, softcap, drop)
         backend = "eager"
@@ -97,6 +102,15 @@ def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tenso
     if state is not None and (state.recorders or state.keep):
         _deliver(state, scale, lam, lse, ent, keys, smax, backend, top, query.device)
     return out.transpose(1, 2).contiguous(), weights  # [B, Sq, H, Dv]
+
+
+def _eager_reason(softcap: float | None, dropout: float) -> str:
+    """Why a call with statistics leaves the kernel (the one-time fallback warning's text)."""
+    if softcap is not None:
+        return "logit soft-capping c·tanh(s/c) is not in the kernel"
+    if dropout:
+        return "attention dropout in training is not in the kernel"
+    return "a tropical head (λ_h = 0, hard max) has no Gibbs weights to stream"
 
 
 def _kernel_path(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, scale: float,
