@@ -7,6 +7,8 @@ Run on a CUDA machine (H100/H200; torch ≥ 2.11, triton ≥ 3.6; hjplug need no
 Correctness (fresh random inputs every check, outputs poisoned with NaN before each run, never
 zeros): the kernel's error against an fp32 (or fp64) reference must be at most 2× PyTorch's own
 error at the same precision against the same reference (floor 1e-5 for fp32-only paths).
+Every autotune candidate of the timed variants (hopf_cole, D = 128, D = 64, top-k, decode) is
+also checked once, each on a ragged case (GQA, bias, window, odd lengths), time-boxed to 90 s.
 Speed: CUDA events, warm-up, medians, inputs larger than L2 (hopf_cole rotates 4 input sets).
 Prints a table last; writes JSON to $OUT/gpu_check.json when OUT is set, else beside this file.
 """
@@ -53,6 +55,7 @@ def sz(n: int, dry: int) -> int:
 
 
 RESULTS: dict = {"checks": [], "timings": [], "errors": []}
+CONFIG_CHECK_S = 90  # time box of correctness_every_config
 ROWS: list[tuple] = []
 
 
@@ -114,6 +117,54 @@ def sdpa(q, k, v, causal, backend):
 
 
 # ------------------------------------------------------------------------------ correctness
+def check_attention_case(B: int, H: int, Hk: int, Sq: int, Sk: int, D: int, dt: torch.dtype,
+                         causal: bool, has_bias: bool, window: int, topk: int,
+                         label: str = "") -> None:
+    """One attention case: fresh inputs, poisoned outputs (set by the caller), the 2× rule
+    against fp32 for out / lse / entropy (and top-k)."""
+    name = f"attn{label} B{B} H{H}/{Hk} Sq{Sq} Sk{Sk} D{D} {str(dt)[6:]} c{int(causal)}" \
+           f"{' bias' if has_bias else ''}{f' w{window}' if window > 0 else ''}" \
+           f"{f' top{topk}' if topk else ''}"
+    q = torch.randn(B, H, Sq, D, device=DEV, dtype=dt)
+    k = torch.randn(B, Hk, Sk, D, device=DEV, dtype=dt)
+    v = torch.randn(B, Hk, Sk, D, device=DEV, dtype=dt)
+    bias = torch.randn(B, 1, Sq, Sk, device=DEV, dtype=dt) if has_bias else None
+    scale = D ** -0.5
+    o, lse, ent, tw, ti = hja.hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
+    ro, rlse, rent, s32 = attn_ref32(q, k, v, scale, causal, bias, window)
+    # PyTorch's own error at this precision: SDPA output; eager stats from low-precision
+    # scores (the scores a stock model would materialise)
+    g = H // Hk
+    kk, vv = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
+    if has_bias or window > 0 or Sq != Sk:
+        add = torch.zeros_like(s32).masked_fill(~torch.isfinite(s32), float("-inf"))
+        if bias is not None:
+            add = add + bias.float()
+        t_out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=add.to(dt), scale=scale)
+    else:  # default backend choice: FLASH for fp16/bf16
+        t_out = F.scaled_dot_product_attention(q, kk, vv, is_causal=causal, scale=scale)
+    s_lo = ((q @ kk.transpose(-1, -2)) * scale).float()
+    if bias is not None:
+        s_lo = s_lo + bias.float()
+    s_lo = s_lo.masked_fill(~torch.isfinite(s32), float("-inf"))
+    t_lse = torch.logsumexp(s_lo, -1)
+    lp = s_lo - t_lse[..., None]
+    t_ent = -(lp.exp() * lp.masked_fill(~torch.isfinite(lp), 0.0)).sum(-1)
+    floor = 1e-5 if dt == torch.float32 else 0.0
+    check(name + " out", rel(o, ro), rel(t_out, ro), floor)
+    check(name + " lse", rel(lse, rlse), rel(t_lse, rlse), max(floor, 1e-6))
+    check(name + " entropy", rel(ent, rent), rel(t_ent, rent), max(floor, 1e-6))
+    if topk:
+        rw, ri = torch.softmax(s32, -1).topk(topk, -1)
+        check(name + " topk weights", rel(tw, rw), rel(lp.exp().topk(topk, -1)[0], rw),
+              1e-6)
+        agree = float((ti == ri).float().mean())
+        RESULTS["checks"].append(dict(name=name + " topk index agreement", ours=agree,
+                                      ok=agree > 0.95))
+        log(f"{'PASS' if agree > 0.95 else 'FAIL'} {name} topk index agreement {agree:.4f}")
+    del q, k, v, s32, s_lo, lp
+
+
 def correctness_attention():
     hja.POISON, hja.AUTOTUNE = True, False
     n = 1 if DRY else 0  # dry: shrink sequence lengths
@@ -126,48 +177,8 @@ def correctness_attention():
         (4, 8, 2, 1, 4099 >> 4 * n, 128, BF16, True, False, -1, 0),  # split-K
         (2, 4, 4, 300 >> 4 * n, 300 >> 4 * n, 64, torch.float32, True, False, -1, 0),
     ]
-    for (B, H, Hk, Sq, Sk, D, dt, causal, has_bias, window, topk) in cases:
-        name = f"attn B{B} H{H}/{Hk} Sq{Sq} Sk{Sk} D{D} {str(dt)[6:]} c{int(causal)}" \
-               f"{' bias' if has_bias else ''}{f' w{window}' if window > 0 else ''}" \
-               f"{f' top{topk}' if topk else ''}"
-        q = torch.randn(B, H, Sq, D, device=DEV, dtype=dt)
-        k = torch.randn(B, Hk, Sk, D, device=DEV, dtype=dt)
-        v = torch.randn(B, Hk, Sk, D, device=DEV, dtype=dt)
-        bias = torch.randn(B, 1, Sq, Sk, device=DEV, dtype=dt) if has_bias else None
-        scale = D ** -0.5
-        o, lse, ent, tw, ti = hja.hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
-        ro, rlse, rent, s32 = attn_ref32(q, k, v, scale, causal, bias, window)
-        # PyTorch's own error at this precision: SDPA output; eager stats from low-precision
-        # scores (the scores a stock model would materialise)
-        g = H // Hk
-        kk, vv = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
-        if has_bias or window > 0 or Sq != Sk:
-            add = torch.zeros_like(s32).masked_fill(~torch.isfinite(s32), float("-inf"))
-            if bias is not None:
-                add = add + bias.float()
-            t_out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=add.to(dt), scale=scale)
-        else:  # default backend choice: FLASH for fp16/bf16
-            t_out = F.scaled_dot_product_attention(q, kk, vv, is_causal=causal, scale=scale)
-        s_lo = ((q @ kk.transpose(-1, -2)) * scale).float()
-        if bias is not None:
-            s_lo = s_lo + bias.float()
-        s_lo = s_lo.masked_fill(~torch.isfinite(s32), float("-inf"))
-        t_lse = torch.logsumexp(s_lo, -1)
-        lp = s_lo - t_lse[..., None]
-        t_ent = -(lp.exp() * lp.masked_fill(~torch.isfinite(lp), 0.0)).sum(-1)
-        floor = 1e-5 if dt == torch.float32 else 0.0
-        check(name + " out", rel(o, ro), rel(t_out, ro), floor)
-        check(name + " lse", rel(lse, rlse), rel(t_lse, rlse), max(floor, 1e-6))
-        check(name + " entropy", rel(ent, rent), rel(t_ent, rent), max(floor, 1e-6))
-        if topk:
-            rw, ri = torch.softmax(s32, -1).topk(topk, -1)
-            check(name + " topk weights", rel(tw, rw), rel(lp.exp().topk(topk, -1)[0], rw),
-                  1e-6)
-            agree = float((ti == ri).float().mean())
-            RESULTS["checks"].append(dict(name=name + " topk index agreement", ours=agree,
-                                          ok=agree > 0.95))
-            log(f"{'PASS' if agree > 0.95 else 'FAIL'} {name} topk index agreement {agree:.4f}")
-        del q, k, v, s32, s_lo, lp
+    for case in cases:
+        check_attention_case(*case)
     hja.POISON = False
 
     # the public path (custom op + registry) runs the Triton kernel on CUDA
@@ -185,30 +196,80 @@ def correctness_attention():
     hja.AUTOTUNE = True
 
 
+def check_hopf_cole_case(M: int, N: int, d: int, dt: torch.dtype, label: str = "") -> None:
+    """One hopf_cole case (ε = 0.5, tf32 for fp32): the 2× rule against fp64, floor 1e-5."""
+    eps = 0.5
+    x = torch.randn(M, d, device=DEV, dtype=dt)
+    W = (torch.randn(N, d, device=DEV) / math.sqrt(d)).to(dt)
+    b = torch.randn(N, device=DEV, dtype=dt)
+    # dry runs: PyTorch on the CPU has no TF32 to compare with, so both sides run exact fp32
+    prec = "ieee" if DRY else "tf32"
+    val, grad, ent, _, _ = hopf_cole_fwd(x, W, b, eps, 0, precision=prec)
+    z64 = (x.double() @ W.double().T + b.double()) / eps
+    lse64 = torch.logsumexp(z64, -1)
+    p64 = torch.softmax(z64, -1)
+    r_val, r_grad, r_ent = eps * lse64, p64 @ W.double(), lse64 - (p64 * z64).sum(-1)
+    tf32_before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True  # PyTorch at the same (tf32) precision
+    z = (x @ W.T + b) / eps
+    t_lse = torch.logsumexp(z.float(), -1)
+    p = torch.softmax(z.float(), -1)
+    t_val, t_grad, t_ent = eps * t_lse, p.to(dt) @ W, t_lse - (p * z.float()).sum(-1)
+    torch.backends.cuda.matmul.allow_tf32 = tf32_before
+    name = f"hopf_cole{label} M{M} N{N} d{d} {str(dt)[6:]}"
+    check(name + " value", rel(val, r_val), rel(t_val, r_val), 1e-5)
+    check(name + " grad", rel(grad, r_grad), rel(t_grad, r_grad), 1e-5)
+    check(name + " entropy", rel(ent, r_ent), rel(t_ent, r_ent), 1e-5)
+
+
 def correctness_hopf_cole():
     hja.POISON = True
-    for dt, prec in ((torch.float32, "tf32"), (BF16, "tf32")):
-        M, N, d, eps = sz(1024, 40), sz(16384, 300), 128, 0.5
-        x = torch.randn(M, d, device=DEV, dtype=dt)
-        W = (torch.randn(N, d, device=DEV) / math.sqrt(d)).to(dt)
-        b = torch.randn(N, device=DEV, dtype=dt)
-        val, grad, ent, _, _ = hopf_cole_fwd(x, W, b, eps, 0, precision=prec)
-        z64 = (x.double() @ W.double().T + b.double()) / eps
-        lse64 = torch.logsumexp(z64, -1)
-        p64 = torch.softmax(z64, -1)
-        r_val, r_grad, r_ent = eps * lse64, p64 @ W.double(), lse64 - (p64 * z64).sum(-1)
-        tf32_before = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True  # PyTorch at the same (tf32) precision
-        z = (x @ W.T + b) / eps
-        t_lse = torch.logsumexp(z.float(), -1)
-        p = torch.softmax(z.float(), -1)
-        t_val, t_grad, t_ent = eps * t_lse, p.to(dt) @ W, t_lse - (p * z.float()).sum(-1)
-        torch.backends.cuda.matmul.allow_tf32 = tf32_before
-        name = f"hopf_cole M{M} N{N} d{d} {str(dt)[6:]}"
-        check(name + " value", rel(val, r_val), rel(t_val, r_val), 1e-5)
-        check(name + " grad", rel(grad, r_grad), rel(t_grad, r_grad), 1e-5)
-        check(name + " entropy", rel(ent, r_ent), rel(t_ent, r_ent), 1e-5)
+    for dt in (torch.float32, BF16):
+        check_hopf_cole_case(sz(1024, 40), sz(16384, 300), 128, dt)
     hja.POISON = False
+
+
+def correctness_every_config():
+    """Every autotune candidate of the timed variants (not only the first, which the checks
+    above use) on one ragged case each: GQA, a float bias, a window, odd lengths, poisoned
+    outputs. Time-boxed (CONFIG_CHECK_S): what did not fit is logged as skipped."""
+    hja.POISON, hja.AUTOTUNE = True, True
+    n = 1 if DRY else 0
+    variants = [  # (label, attention_configs args, case or "hopf_cole"); most timed first
+        ("hopf_cole", (False, True), "hopf_cole"),
+        ("D128", (False, False, False), (2, 8, 2, 333 >> 3 * n, 517 >> 3 * n, 128, BF16, False,
+                                         True, 100 >> 3 * n, 0)),
+        ("D64", (False, False, True), (2, 8, 2, 333 >> 3 * n, 517 >> 3 * n, 64, BF16, True,
+                                       True, 100 >> 3 * n, 0)),
+        ("top-k", (False, False, True, False, True), (1, 4, 2, 257 >> 3 * n, 301 >> 3 * n, 64,
+                                                      BF16, True, True, -1, 4)),
+        ("decode", (True,), (3, 8, 2, 1, 3001 >> 3 * n, 128, BF16, True, True, -1, 0)),
+    ]
+    real = hja.attention_configs
+    t0, skipped = time.time(), []
+    try:
+        for label, args, case in variants:
+            for cfg in real(*args):
+                tag = (f" [{label} {cfg.kwargs['BLOCK_M']}x{cfg.kwargs['BLOCK_N']} "
+                       f"w{cfg.num_warps} s{cfg.num_stages}"
+                       + (f" r{cfg.maxnreg}" if cfg.maxnreg else "") + "]")
+                if time.time() - t0 > CONFIG_CHECK_S:
+                    skipped.append(tag)
+                    continue
+                hja.attention_configs = lambda *a, cfg=cfg, **k: [cfg]
+                hja._AUTOTUNED.clear()
+                if case == "hopf_cole":
+                    check_hopf_cole_case(sz(333, 40), sz(5000, 300), 128, BF16, tag)
+                else:
+                    check_attention_case(*case, label=tag)
+    finally:
+        hja.attention_configs = real
+        hja._AUTOTUNED.clear()
+        hja.POISON = False
+    if skipped:
+        RESULTS["errors"].append(f"every-config check: {len(skipped)} configs skipped "
+                                 f"(over {CONFIG_CHECK_S} s): {skipped}")
+        log(f"every-config check: skipped {skipped}")
 
 
 def correctness_sweep():
@@ -484,7 +545,8 @@ def main() -> int:
                           date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     log(f"{RESULTS['env']}")
     for fn in (correctness_attention, correctness_hopf_cole, correctness_sweep,
-               correctness_edges, time_attention, time_hopf_cole, time_sweep, time_decode):
+               correctness_edges, correctness_every_config, time_attention, time_hopf_cole,
+               time_sweep, time_decode):
         log(f"--- {fn.__name__}")
         section(fn)
     title = (f"{RESULTS['env']['device']}, torch {torch.__version__}, triton "

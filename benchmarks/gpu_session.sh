@@ -6,7 +6,8 @@
 #   bash benchmarks/gpu_session.sh [probe] [check] [backward] [integration]  # default: all four
 #
 #   probe        hopf_cole: every kv-same config × key splits, bf16 and fp32   (≈ 1–2 min)
-#   check        benchmarks/gpu_check.py: every kernel's correctness and timing (≈ 2 min)
+#   check        benchmarks/gpu_check.py: every kernel's correctness (each autotune config once)
+#                and timing (≈ 3–4 min)
 #   backward     benchmarks/gpu_backward.py: fused backward correctness, timing (≈ 2–3 min)
 #   integration  benchmarks/gpu_integration.py: HF / FX on the kernel + instrumentation timing
 # One device call runs at most 10 minutes: use two, e.g. `probe check`, then `backward integration`.
