@@ -172,10 +172,15 @@ def _leads_to_matmul(x: Any, depth: int = 8) -> bool:
     return False
 
 
-def _walk_scores(sm: fx.Node) -> tuple[list[fx.Node], list[fx.Node], float, Any] | str:
-    """softmax input back to the q·kᵀ op: (chain, biases, scale, qk node) or a reason."""
+def _walk_scores(sm: fx.Node
+                 ) -> tuple[list[fx.Node], list[tuple[fx.Node, float]], float, Any] | str:
+    """softmax input back to the q·kᵀ op: (chain, biases, scale, qk node) or a reason.
+
+    Each bias comes with its own factor: the product of the scalar mul / div between its add
+    and the softmax (times add's alpha / baddbmm's beta), i.e. the softmax input is
+    scale·(q kᵀ) + Σ factor·bias. A bias added before a later scaling has factor ≠ 1."""
     chain: list[fx.Node] = []
-    biases: list[fx.Node] = []
+    biases: list[tuple[fx.Node, float]] = []
     scale = 1.0
     cur: Any = sm.args[0]
     while True:
@@ -187,7 +192,8 @@ def _walk_scores(sm: fx.Node) -> tuple[list[fx.Node], list[fx.Node], float, Any]
         if name == "baddbmm":  # β·bias + α·q kᵀ (ALiBi in Bloom)
             a = schema_args(cur)
             if isinstance(a.get("self"), fx.Node):
-                biases.append(a["self"])  # type: ignore[arg-type]
+                beta = _scalar(a.get("beta", 1.0))
+                biases.append((a["self"], scale * (1.0 if beta is None else beta)))  # type: ignore[arg-type]
             scale *= float(a.get("alpha", 1.0))  # type: ignore[arg-type]
             return chain, biases, scale, cur
         if name in _CAST | _SHAPE:
@@ -198,7 +204,10 @@ def _walk_scores(sm: fx.Node) -> tuple[list[fx.Node], list[fx.Node], float, Any]
             if not _leads_to_matmul(x) and _leads_to_matmul(y):
                 x, y = y, x
             if isinstance(y, fx.Node):
-                biases.append(y)
+                alpha = _scalar(cur.kwargs.get("alpha", 1.0))
+                if alpha is None:
+                    return "aten.add with a non-scalar alpha"
+                biases.append((y, scale * alpha))
             chain.append(cur)
             cur = x
         elif name in ("mul", "mul_", "div", "div_") and _scalar(cur.args[1]) is not None:
@@ -227,6 +236,32 @@ def _walk_values(sm: fx.Node) -> tuple[list[fx.Node], fx.Node] | None:
             return None
         chain.append(step)
         out = step
+
+
+def _is_float(node: fx.Node) -> bool:
+    val = node.meta.get("val")
+    return isinstance(val, torch.Tensor) and val.is_floating_point()
+
+
+def _prescaled_biases(ctx: RuleContext, biases: list[tuple[fx.Node, float]], pv: fx.Node
+                      ) -> dict[int, fx.Node]:
+    """{index in `biases`: node} for the biases with factor ≠ 1: scale_bias(b, factor) nodes
+    inserted just before `pv` (where the step call goes), removed atoms (−∞ / finfo.min) kept
+    as they are. The step then adds factor·b, which is what the model's softmax input holds."""
+    from hjplug.modules.attention_bias import scale_bias
+
+    out: dict[int, fx.Node] = {}
+    for i, (b, f) in enumerate(biases):
+        if f == 1.0:
+            continue
+        with ctx.graph.inserting_before(pv):
+            node = ctx.graph.call_function(scale_bias, (b, f))
+        node.meta = {k: b.meta[k] for k in ("val", "tensor_meta") if k in b.meta}
+        if "nn_module_stack" in pv.meta:
+            node.meta["nn_module_stack"] = pv.meta["nn_module_stack"]
+        ctx.index.order[node] = ctx.index.order[pv]  # only used by the step call, before pv
+        out[i] = node
+    return out
 
 
 def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
@@ -260,27 +295,39 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
         return NoMatch(NAME, sm.name, path, "q·kᵀ with a dynamic head size")
     ordered = sorted(chain, key=ctx.index.order.__getitem__)
     side = [x for x in external_inputs(ordered) if x not in (q, kt, v)]
-    inputs = [q, kt, v, *side]
-    core = extract_subgraph(ordered, inputs, pv)
     simple = op_name(qk) in _MATMUL and not any(op_name(n) in _SHAPE for n in chain) and \
         not any(op_name(n) == "masked_fill" for n in chain)
+    # the step adds its bias slots to the logits unscaled (z = s/ε + (ε₀/ε)·b): a bias that a
+    # later mul / div also scales enters as factor·b, pre-scaled in the graph (below); one that
+    # cannot be (not a float tensor, factor ≤ 0, not a side input) makes the chain replayed
+    if simple and not all(b in side and (f == 1.0 or (f > 0 and _is_float(b)))
+                          for b, f in biases):
+        simple = False
+    scaled = _prescaled_biases(ctx, biases, pv) if simple else {}
+    inputs = [q, kt, v, *side, *scaled.values()]  # the core ignores the pre-scaled copies
+    core = extract_subgraph(ordered, inputs, pv)
     # off the identified ε: the same chain with the softmax input z₀ scaled by ε₀/ε (ε > 0, the
     # bias included: a temperature); it also returns z for the "scores" / "stats" points
     deform = None if simple else extract_subgraph(ordered, inputs, (pv, sm.args[0]),
                                                   scale_logits=sm.args[0])
     eps = 1.0 / scale if scale > 0 else 1.0
     notes = _region_notes(ctx, path, kt)
-    notes += [d for b in biases for d in _describe_mask(b, ctx, path)]
+    notes += [d for b, _ in biases for d in _describe_mask(b, ctx, path)]
     if op_name(qk) == "baddbmm":
         notes.append("ALiBi / additive bias fused in baddbmm")
     if scale == 1.0:
         notes.append("no explicit scale (ε = 1; any 1/√d folded into the weights)")
+    notes += [f"bias added before a scaling (enters the logits as {f:.4g}·b)"
+              for _, f in biases if f != 1.0]
     heads = qs[-3] if len(qs) >= 3 else 1
     params = {"heads": heads, "d_head": qs[-1], "scale": scale, "biases": len(biases)}
     evidence = tuple(dict.fromkeys(f"aten.{op_name(n)}" for n in ordered))
     spec = _spec(path, eps, params, (*evidence, module_class(sm)), list(dict.fromkeys(notes)))
-    bias_slots = tuple(side.index(b) for b in biases if b in side) if simple else ()
-    return Match(NAME, spec, sm, frozenset(chain), (Rewrite(pv, tuple(inputs)),),
+    # slots into the step's side inputs: the pre-scaled copy where there is one
+    bias_slots = tuple(inputs.index(scaled.get(i, b)) - 3 for i, (b, _) in enumerate(biases)
+                       ) if simple else ()
+    return Match(NAME, spec, sm, frozenset((*chain, *scaled.values())),
+                 (Rewrite(pv, tuple(inputs)),),
                  lambda s: HJAttentionStep(s, mode="eager", core=core, bias_slots=bias_slots,
                                            deform_core=deform))
 
