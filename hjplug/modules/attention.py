@@ -22,6 +22,7 @@ from hjplug.modules.attention_bias import is_removed, scale_bias
 from hjplug.modules.attention_stats import (
     AttentionStepStats,
     KernelCall,
+    causal_mask,
     explicit_stats,
     kernel_call,
     removed_to_inf,
@@ -32,6 +33,8 @@ from hjplug.modules.base import HJStep, _Handle, tropical_softmax
 from hjplug.spec import HJSpec
 
 __all__ = ["HJAttentionStep", "gibbs_attention"]
+
+_REPLAYED = "reshaped / fused chain, replayed explicitly"  # why a replayed step has no kernel
 
 
 def gibbs_attention(
@@ -73,10 +76,8 @@ def gibbs_attention(
                 logits = logits + b.masked_fill(gone, 0.0)
         else:  # stand-ins (finfo.min) are added unscaled, exactly as the model adds them
             logits = logits + scale_bias(b, bias_gain)
-    if causal:
-        tq, tk = s.shape[-2], s.shape[-1]
-        upper = torch.ones(tq, tk, dtype=torch.bool, device=s.device).triu(1)  # (Tq, Tk)
-        removed = removed | upper
+    if causal:  # SDPA's is_causal: top-left aligned, query i sees key j iff j ≤ i
+        removed = removed | ~causal_mask(s.shape[-2], s.shape[-1], s.device)  # (Tq, Tk)
     logits = logits.masked_fill(removed, float("-inf"))
     if emit is not None:
         emit("scores", logits)
@@ -165,6 +166,8 @@ class HJAttentionStep(HJStep):
                 raise HJPlugError(
                     f"{self._spec.path}: the tropical limit (ε = 0) is not available for this "
                     "attention chain (reshapes / fused bias); use ε > 0.")
+            if self._requested_topk() is not None and not self._explicit_observed():
+                warn_fallback(f"HJAttentionStep({self._spec.path})", _REPLAYED, q.is_cuda)
             out, z = self.deform_core(q, k, v, *side, eps0 / eps)  # softmax input z₀·ε₀/ε
             self._emit_replayed(z, eps)
             self._emit("output", out)
@@ -225,7 +228,7 @@ class HJAttentionStep(HJStep):
             self._emit("weights", torch.softmax(z.float(), dim=-1).to(z.dtype))
         topk = self._requested_topk()
         if topk is not None:
-            st = explicit_stats(z, eps, topk, "reshaped / fused chain, replayed explicitly")
+            st = explicit_stats(z, eps, topk, _REPLAYED)
             self._emit("stats", st)  # type: ignore[arg-type]
 
     def _kernel_forward(self, call: KernelCall, eps: float, topk: int | None) -> Tensor:

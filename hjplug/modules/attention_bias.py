@@ -19,10 +19,15 @@ from torch import Tensor
 __all__ = ["is_removed", "scale_bias", "scale_logits"]
 
 
+REMOVED_BELOW = -1.0e30  # the kernels' rule: a score below −10³⁰ counts as removed
+
+
 def is_removed(b: Tensor) -> Tensor:
-    """Atoms a mask removes: b = −∞, or HF's finite stand-in (≤ half the dtype's minimum)."""
+    """Atoms a mask removes: b = −∞ or b ≤ −10³⁰ as in the kernels (HF's finfo.min stand-ins,
+    also after a model scales them, e.g. finfo.min/√d); fp16, whose range ends at −65504: b ≤
+    half its minimum."""
     if b.is_floating_point():
-        return b <= torch.finfo(b.dtype).min / 2
+        return b <= max(torch.finfo(b.dtype).min / 2, REMOVED_BELOW)
     return torch.zeros_like(b, dtype=torch.bool)
 
 

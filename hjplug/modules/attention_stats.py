@@ -21,10 +21,11 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels.reference.topk import topk_weights
+from hjplug.modules.attention_bias import is_removed
 
 __all__ = [
-    "AttentionStepStats", "KernelCall", "explicit_stats", "kernel_call", "removed_to_inf",
-    "visible_keys",
+    "AttentionStepStats", "KernelCall", "causal_mask", "explicit_stats", "kernel_call",
+    "removed_to_inf", "visible_keys",
     "warn_fallback",
 ]
 
@@ -53,16 +54,28 @@ class KernelCall:
     k: Tensor  # [B, Hk, Sk, D]
     v: Tensor  # [B, Hk, Sk, Dv]
     bias: Tensor | None  # bool (True = keep) or additive float (−inf = removed), ≤ 4-D
-    causal: bool
+    causal: bool  # hj_attention's causal band: only with Sq == Sk (see kernel_call)
     squeeze: bool  # the step's tensors were 3-D [B·H, S, D]: drop the leading 1 again
+
+    def __post_init__(self) -> None:
+        # hj_attention's band is bottom-right aligned, SDPA's is_causal top-left: they agree
+        # only for Sq == Sk, so an offset causal call must carry its mask in `bias`.
+        if self.causal and self.q.shape[2] != self.k.shape[2]:
+            raise ValueError(f"KernelCall: causal with Sq = {self.q.shape[2]} ≠ Sk = "
+                             f"{self.k.shape[2]} (pass causal_mask(Sq, Sk) as bias instead)")
+
+
+def causal_mask(sq: int, sk: int, device: torch.device) -> Tensor:
+    """[Sq, Sk] bool, True = keep: query i sees key j iff j ≤ i (SDPA's is_causal, top-left)."""
+    return torch.ones(sq, sk, dtype=torch.bool, device=device).tril()
 
 
 def removed_to_inf(b: Tensor) -> Tensor:
-    """Float masks use finfo.min as −∞ (HF): make them −inf so removed keys are not atoms."""
+    """Float masks use finfo.min as −∞ (HF): make them −inf so removed keys are not atoms
+    (the kernels' rule, `is_removed`: ≤ −10³⁰, also a stand-in the model scaled)."""
     if b.dtype == torch.bool:
         return b
-    floor = torch.finfo(b.dtype).min / 2
-    return torch.where(b <= floor, torch.full_like(b, float("-inf")), b)
+    return torch.where(is_removed(b), torch.full_like(b, float("-inf")), b)
 
 
 def _combined(masks: list[Tensor], dtype: torch.dtype) -> Tensor | None:
@@ -80,7 +93,11 @@ def _combined(masks: list[Tensor], dtype: torch.dtype) -> Tensor | None:
 
 def kernel_call(q: Tensor, k: Tensor, v: Tensor, masks: list[Tensor], causal: bool,
                 eps: float, k_transposed: bool) -> KernelCall | str:
-    """The call in hj_attention's form, or the reason it has none."""
+    """The call in hj_attention's form, or the reason it has none.
+
+    causal is SDPA's is_causal (top-left: query i sees key j iff j ≤ i). hj_attention's causal
+    band is bottom-right (j ≤ i + Sk − Sq): the flag is kept for Sq == Sk, where both agree
+    (no mask materialised); for Sq ≠ Sk the top-left [Sq, Sk] mask goes into the bias."""
     if eps <= 0:
         return "ε = 0 (tropical limit: π is a hard max, no log-partition)"
     kk = k.transpose(-1, -2) if k_transposed else k
@@ -94,6 +111,9 @@ def kernel_call(q: Tensor, k: Tensor, v: Tensor, masks: list[Tensor], causal: bo
         return f"dtypes {q.dtype}/{kk.dtype}/{v.dtype}"
     if kk.shape[1] == 0 or q.shape[1] % kk.shape[1] or kk.shape[0] != q.shape[0]:
         return f"key heads {tuple(kk.shape)} not a divisor layout of query {tuple(q.shape)}"
+    if causal and q.shape[2] != kk.shape[2]:
+        masks = [*masks, causal_mask(q.shape[2], kk.shape[2], q.device)]
+        causal = False
     bias = _combined(masks, q.dtype)
     if bias is not None:
         target = (q.shape[0], q.shape[1], q.shape[2], kk.shape[2])
@@ -114,9 +134,8 @@ def visible_keys(call: KernelCall) -> Tensor:
     if call.bias is not None:
         b = call.bias
         vis = vis & (b if b.dtype == torch.bool else b > float("-inf"))
-    if call.causal:  # bottom-right aligned, as SDPA
-        i = torch.arange(Sq, device=vis.device).unsqueeze(1) + (Sk - Sq)  # [Sq, 1]
-        vis = vis & (torch.arange(Sk, device=vis.device).unsqueeze(0) <= i)
+    if call.causal:  # Sq == Sk here (KernelCall): j ≤ i, SDPA's top-left band = the kernel's
+        vis = vis & causal_mask(Sq, Sk, vis.device)
     return vis.sum(-1).expand(B, H, Sq).to(torch.long)
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels.reference.topk import topk_weights
+from hjplug.modules.attention_bias import is_removed
 
 __all__ = ["attention_logits", "combine_bias", "eager_attention", "topk_weights", "visible_counts",
            "visible_mask"]
@@ -24,9 +25,8 @@ def combine_bias(mask: Tensor | None, position_bias: Tensor | None, dtype: torch
     Float masks from transformers use finfo(dtype).min for removed keys: those become −∞ here so
     that removed keys are never counted as atoms.
     """
-    if mask is not None and mask.dtype != torch.bool:
-        floor = torch.finfo(mask.dtype).min / 2
-        mask = torch.where(mask <= floor, torch.full_like(mask, float("-inf")), mask)
+    if mask is not None and mask.dtype != torch.bool:  # one rule with the kernels: ≤ −10³⁰
+        mask = torch.where(is_removed(mask), torch.full_like(mask, float("-inf")), mask)
     if position_bias is None:
         return mask
     pb = position_bias.to(dtype)
