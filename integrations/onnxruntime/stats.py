@@ -1,7 +1,8 @@
 """`stats=True`: two more outputs of every `hjplug.HJAttentionStep` function, computed in its body
 from the softmax input z (the scaled + masked scores), and exposed as graph outputs.
 
-Removed keys (mask ≤ finfo(dtype).min / 2, or −∞) are removed atoms, never uniform ones: with
+Removed keys (scores ≤ −10³⁰ — finfo.min masks, also scaled ones — or −∞; float16: ≤ half its
+minimum) are removed atoms, never uniform ones: with
 m = max over kept keys, l = Σ exp(z − m), a = Σ exp(z − m)(z − m) over kept keys,
 
     log-partition  LSE = m + log l            entropy  H(π) = log l − a / l   (= LSE − E_π[z])
@@ -29,9 +30,10 @@ _ATTENTION = "HJAttentionStep"
 
 
 def removal_threshold(dtype: np.dtype | str = "float32") -> float:
-    """Scores at or below this are removed keys: half the most negative finite value of the
-    model's float type (masks use finfo.min, SDPA uses −∞)."""
-    return float(np.finfo(np.dtype(dtype)).min) / 2
+    """Scores at or below this are removed keys: −10³⁰ as in hjplug's kernels (masks use
+    finfo.min, also after the model scales them, e.g. (s + finfo.min)/√d; SDPA uses −∞), or half
+    the most negative finite value where that is higher (float16: −32752)."""
+    return max(float(np.finfo(np.dtype(dtype)).min) / 2, -1.0e30)
 
 
 def _const(name: str, value: np.ndarray) -> onnx.NodeProto:

@@ -109,6 +109,9 @@ class _Walk:
 
     chain: list[int] = field(default_factory=list)
     masks: list[str] = field(default_factory=list)
+    # per additive bias (Add): the product of the constant Mul / Div between its Add and the
+    # softmax, i.e. the factor it enters the logits with (None after a run-time scale)
+    factors: list[float | np.ndarray | None] = field(default_factory=list)
     scale: float | np.ndarray = 1.0
     runtime_scale: bool = False
     qk: int = -1
@@ -156,6 +159,8 @@ def _backward(g: GraphIndex, value: str, claimed: set[int]) -> _Walk | str:
             if not _reaches_qk(g, a) and _reaches_qk(g, b):
                 a, b = b, a
             w.masks.append(b if n.op_type == "Add" else n.input[0])
+            if n.op_type == "Add":  # scales met so far lie between this Add and the softmax
+                w.factors.append(None if w.runtime_scale else w.scale)
             value = a
         elif n.op_type in ("Mul", "Div"):
             a, b = n.input[0], n.input[1]
@@ -217,12 +222,33 @@ def _check(g: GraphIndex, i: int, claimed: set[int]) -> OnnxMatch | NearMiss:
     return _match(g, i, group, w, q, kt)
 
 
+def _bias_factor_notes(factors: list[float | np.ndarray | None]) -> list[str]:
+    """softmax((s + B)·c): the later scale c multiplies the bias too, so the logits hold c·B
+    (paper-notes §4: z = s/ε + b with b = c·B, ε = 1/(c·…)); say so, as the FX rule does."""
+    notes = []
+    for f in factors:
+        if f is None:
+            notes.append("bias added before a run-time scaling (enters the logits scaled)")
+            continue
+        arr = np.atleast_1d(np.asarray(f, dtype=np.float64))
+        if np.allclose(arr, 1.0, rtol=1e-12, atol=0):
+            continue
+        if np.allclose(arr, arr[0], rtol=1e-12, atol=0):
+            notes.append(f"bias added before a scaling (enters the logits as {arr[0]:.4g}·b)")
+        else:
+            per_head = ", ".join(f"{x:.4g}" for x in arr)
+            notes.append(f"bias added before a per-head scaling (enters the logits as "
+                         f"[{per_head}]·b)")
+    return notes
+
+
 def _match(g: GraphIndex, i: int, group: tuple[int, ...], w: _Walk, q: str,
            kt: str) -> OnnxMatch:
     qs, ss = g.shape(q) or (), g.shape(g.nodes[w.qk].output[0]) or ()
     d_head = qs[-1] if qs and isinstance(qs[-1], int) else None
     heads = ss[-3] if len(ss) >= 4 and isinstance(ss[-3], int) else None
     notes = [f"{len(w.masks)} mask/bias term(s)"] if w.masks else []
+    notes += _bias_factor_notes(w.factors)
     eps: float | tuple[float, ...] | None = _epsilon(w.scale)
     scale = w.scale if isinstance(w.scale, float) else [float(x) for x in w.scale]
     if w.runtime_scale:

@@ -35,6 +35,7 @@ def _check(g: GraphIndex, i: int) -> OnnxMatch | NearMiss:
     heads, d_head = _head_size(g, i)
     scale = g.attr(i, "scale")
     notes: list[str] = []
+    n_in = len(g.nodes[i].input)
     if scale is None or scale == 0.0:
         if d_head is None:
             return NearMiss(NAME, name, path, "Attention without a scale attribute and with an "
@@ -44,13 +45,16 @@ def _check(g: GraphIndex, i: int) -> OnnxMatch | NearMiss:
     if scale <= 0:
         return NearMiss(NAME, name, path, f"non-positive scale {scale:g}")
     if g.attr(i, "is_causal", 0):
-        notes.append("causal")
+        # ONNX spec (opset 23): query i attends key j iff j ≤ i + past_sequence_length; with no
+        # past_key that is top-left aligned, as PyTorch SDPA's is_causal, also for Sq ≠ Sk
+        past = n_in > 4 and bool(g.nodes[i].input[4])
+        notes.append("causal (key j ≤ query i + past length)" if past else
+                     "causal (top-left: key j ≤ query i, as SDPA is_causal)")
     if g.attr(i, "softcap", 0.0):
         notes.append(f"softcap {g.attr(i, 'softcap'):g} on the scores")
     kv_heads = g.attr(i, "kv_num_heads") or heads
     if kv_heads and heads and kv_heads != heads:
         notes.append(f"grouped-query ({heads} query / {kv_heads} kv heads)")
-    n_in = len(g.nodes[i].input)
     if n_in > 3 and g.nodes[i].input[3]:
         notes.append("attn_mask")
     params = {"heads": heads, "kv_heads": kv_heads, "d_head": d_head, "scale": float(scale)}
