@@ -1,6 +1,7 @@
 """Explicit time loops of aten.lstm / gru / rnn_* with ε-deformed gates (σ(z/ε), tanh(z/ε)).
 
 At ε = 1 they equal the fused ops; ε = 0 gives hard gates (σ → Heaviside, tanh → sign).
+An LSTM with proj_size carries a fifth weight W_hr per layer and direction: h = (o⊙tanh(c)) W_hrᵀ.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ _CHUNKS = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 def _cell(kind: str, x: Tensor, state: tuple[Tensor, ...], w: Sequence[Tensor], gate: Gate
           ) -> tuple[Tensor, ...]:
-    """One step. x: (B, d_in); state: (h,) or (h, c), (B, d_h) each; w: W_ih, W_hh[, b_ih, b_hh]."""
+    """One step. x: (B, d_in); state: (h,) or (h, c), (B, d_h) each (h: (B, proj) with a
+    projection); w: W_ih, W_hh[, b_ih, b_hh][, W_hr]."""
     h = state[0]
-    gi = x @ w[0].T + (w[2] if len(w) > 2 else 0)  # (B, k·d_h)
-    gh = h @ w[1].T + (w[3] if len(w) > 2 else 0)  # (B, k·d_h)
+    bias = len(w) in (4, 5)
+    gi = x @ w[0].T + (w[2] if bias else 0)  # (B, k·d_h)
+    gh = h @ w[1].T + (w[3] if bias else 0)  # (B, k·d_h)
     if kind == "lstm":
         i, f, g, o = (gi + gh).chunk(4, -1)
         c = gate("sigmoid", f) * state[1] + gate("sigmoid", i) * gate("tanh", g)
-        return gate("sigmoid", o) * gate("tanh", c), c
+        h = gate("sigmoid", o) * gate("tanh", c)
+        return (h @ w[-1].T if len(w) in (3, 5) else h), c
     if kind == "gru":
         ir, iz, in_ = gi.chunk(3, -1)
         hr, hz, hn = gh.chunk(3, -1)
@@ -45,8 +49,10 @@ def run_recurrent(kind: str, args: Sequence[object], eps: float,
     inp, hx, params, has_biases, layers, _drop, _train, bidir, batch_first = args[:9]
     x: Tensor = inp if batch_first else inp.transpose(0, 1)  # (B, T, d)
     hx = list(hx) if isinstance(hx, list | tuple) else [hx]
-    per = 4 if has_biases else 2
     dirs = 2 if bidir else 1
+    per = 4 if has_biases else 2
+    if kind == "lstm" and len(params) == int(layers) * dirs * (per + 1):  # type: ignore
+        per += 1  # proj_size: W_hr follows each layer's weights
 
     def gate(op: str, z: Tensor) -> Tensor:
         out = deformed_activation(op, z, eps)

@@ -4,6 +4,7 @@
     sigmoid_ε(z)  = π₁ of {z, 0} at ε = σ(z/ε)          → Heaviside at ε = 0 (½ at 0)
     tanh_ε(z)     = π₊ − π₋ of {z, −z} = tanh(z/ε)      → sign at ε = 0
     relu(z)       = the tropical limit itself (ε₀ = 0); ε > 0 smooths it into softplus_ε
+At the identified ε (softplus with β: ε₀ = 1/β) the original op is replayed, observed or not.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class HJActivationStep(HJStep):
         if self.at_identified and not self.observed:
             return self.target(z, *self.args, **self.kwargs)
         self._emit("input", z)
-        out = deformed_activation(self.op, z, float(self._epsilon))  # type: ignore[arg-type]
+        if self.at_identified:  # observed: still the original op (e.g. softplus's threshold)
+            out = self.target(z, *self.args, **self.kwargs)
+        else:
+            out = deformed_activation(self.op, z, float(self._epsilon))  # type: ignore[arg-type]
         self._emit("output", out)
         return out

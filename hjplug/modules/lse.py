@@ -4,6 +4,14 @@
     softmax:      π = softmax(z/ε)                        (ε = 0: uniform over the argmax)
     log_softmax:  log π = log_softmax(z/ε)                (ε = 0: 0 on the argmax, −∞ elsewhere)
 ε is the temperature: 1 unless the logits were scaled.
+
+The step replaces the graph from the unscaled logits z to the readout: the recorded pre-scaling
+(z/ε₀) and, for logsumexp, an absorbed post-multiplication c. At ε₀ it replays those ops
+exactly (also while observed); off ε₀ the logits are z/ε (the whole logit vector rescaled, as in
+attention) and a logsumexp keeps its recorded outer gain κ = c/ε₀ (c = 1 when there is none):
+
+    logsumexp at ε:  κ·LSE_ε(z) = (c/ε₀)·ε·log Σ_j exp(z_j/ε)   (κ = 1: ε·LSE(z/ε) layers)
+keepdim and a requested output dtype (softmax(…, dtype=…)) are kept at every ε.
 """
 
 from __future__ import annotations
@@ -39,26 +47,51 @@ class HJLSEStep(HJStep):
         self.pre, self.post = pre, post
 
     @staticmethod
-    def _apply(x: Tensor, how: tuple[str, float] | None) -> Tensor:
+    def _apply(x: Any, how: tuple[str, float] | None) -> Any:
         if how is None:
             return x
         kind, c = how
         return x * c if kind == "mul" else x / c
 
+    def _option(self, index: int, name: str, default: Any) -> Any:
+        """An argument of the original op after z and dim: positional `index` or keyword."""
+        return self.args[index] if len(self.args) > index else self.kwargs.get(name, default)
+
+    def _out_dtype(self, z: Tensor) -> torch.dtype:
+        """The original op's output dtype: softmax.int(…, dtype) / _softmax(…, half_to_float)."""
+        if self.op == "logsumexp":
+            return z.dtype
+        dt = self._option(1, "dtype", None)
+        if isinstance(dt, torch.dtype):
+            return dt
+        return torch.float32 if dt is True else z.dtype  # half_to_float
+
     def forward(self, z: Tensor) -> Tensor:
-        if self.at_identified and not self.observed:
+        if self.at_identified:  # the original ops, operands and order as recorded
+            if self.observed:
+                self._emit("logits", z)
             out = self.target(self._apply(z, self.pre), *self.args, **self.kwargs)
-            return self._apply(out, self.post)
+            out = self._apply(out, self.post)
+            if self.observed:
+                self._emit("output", out)
+            return out
         eps = float(self._epsilon)  # type: ignore[arg-type]
         self._emit("logits", z)
         if self.op == "logsumexp":
-            out = (eps * torch.logsumexp(z / eps, dim=self.dim) if eps > 0
-                   else z.amax(dim=self.dim))
-        elif eps > 0:
-            fn = torch.softmax if self.op == "softmax" else torch.log_softmax
-            out = fn(z.float() / eps, dim=self.dim).to(z.dtype)
+            keep = bool(self._option(1, "keepdim", False))
+            gain = float(self._apply(1.0, self.post)) / float(self._eps0)  # type: ignore
+            out = (eps * torch.logsumexp(z / eps, dim=self.dim, keepdim=keep) if eps > 0
+                   else z.amax(dim=self.dim, keepdim=keep))
+            if gain != 1.0:
+                out = gain * out
         else:
-            w = tropical_softmax(z.float(), dim=self.dim).to(z.dtype)
-            out = w if self.op == "softmax" else torch.log(w)
+            dtype = self._out_dtype(z)
+            zc = z.to(torch.promote_types(dtype, torch.float32))
+            if eps > 0:
+                fn = torch.softmax if self.op == "softmax" else torch.log_softmax
+                out = fn(zc / eps, dim=self.dim).to(dtype)
+            else:
+                w = tropical_softmax(zc, dim=self.dim)
+                out = (w if self.op == "softmax" else torch.log(w)).to(dtype)
         self._emit("output", out)
         return out

@@ -4,8 +4,9 @@
     GRU:  h' = (1 − z)⊙n + z⊙h                 Gibbs average of {update, keep}, z = σ(·) (2 atoms)
     LSTM: c' = f⊙c + i⊙g, h' = o⊙tanh(c')      σ gates = 2-atom Gibbs weights at ε = 1
 A fused op (aten.lstm/gru/rnn_*) is replayed as is at ε = 1 and run as an explicit time loop with
-gates σ(z/ε), tanh(z/ε) otherwise (ε = 0: hard gates); a hand-written cell is one step whose gates
-(every σ / tanh of the cell) are evaluated here.
+gates σ(z/ε), tanh(z/ε) otherwise (ε = 0: hard gates; rnn_relu keeps its ReLU at every ε); while
+observed at ε = 1 the loop only supplies the gates and the output stays the fused op's; a
+hand-written cell is one step whose gates (every σ / tanh of the cell) are evaluated here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class HJRecurrentStep(HJStep):
                 raise HJPlugError(f"{self._spec.path}: no explicit loop for {kind!r} with these "
                                   "arguments; reset_epsilon() to replay the fused op.")
             out = run_recurrent(kind, args, float(self._epsilon), self._emit)  # type: ignore[arg-type]
+            if self.at_identified:  # observed only: the gates came from the loop, the output
+                out = self.target(*args)  # is the fused op's, exactly as without observers
             self._emit("output", out[0])
             return out
         z: Tensor = args[0]

@@ -3,7 +3,8 @@
 Control Hamiltonian ℋ = p·(A x + B u), deterministic (ε = 0); time step Δ, in Mamba
 Δ = softplus(·) = LSE₁(·, 0); the zero-order hold Ā = exp(ΔA) is exact, the rest structural.
 The step evaluates the block's Δ (op "delta") and its decay / discretisation exponentials
-("decay", "zoh"), replaying the original ops; `delta_epsilon` deforms Δ = softplus_ε (0: ReLU).
+("decay", "zoh"), replaying the original ops; `delta_epsilon` = λ deforms Δ = softplus_{λ·ε_Δ}
+(1: the block's own Δ, ε_Δ = 1/β of its softplus; 0: ReLU).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class HJSSMStep(HJStep):
 
     def forward(self, x: Tensor, *args: Any, role: str) -> Tensor:
         if role == "delta" and self.delta_epsilon != 1.0:
-            out = deformed_activation("softplus", x, self.delta_epsilon)
+            beta = args[0] if args else 1.0  # aten.softplus(x, beta, threshold): ε_Δ = 1/β
+            out = deformed_activation("softplus", x, self.delta_epsilon / float(beta))
         else:
             out = self.targets[role](x, *args)
         if self.observed:

@@ -46,10 +46,10 @@ def _check(node: fx.Node) -> Match | NoMatch:
     pre = post = None
     eps = 1.0
     src = z
-    if op_name(z) in ("div", "mul") and _scalar(z.args[1]) and len(z.users) == 1:
-        c = _scalar(z.args[1])
-        pre = (op_name(z), c)
-        eps = c if op_name(z) == "div" else 1.0 / c  # type: ignore[operator]
+    scale = _scalar(z.args[1]) if op_name(z) in ("div", "mul") and len(z.args) > 1 else None
+    if scale is not None and scale > 0 and len(z.users) == 1:  # a temperature is > 0
+        pre = (op_name(z), scale)
+        eps = scale if op_name(z) == "div" else 1.0 / scale
         src = z.args[0]
     anchor = node
     users = list(node.users)
