@@ -96,21 +96,21 @@ def _on_call_stats(rec: Recorder, prefix: str, path: str, need_top: int
                    ) -> Callable[[Any], None]:
     """Tap callback of the statistics pass (CPU): lse, H, H/log k, gap, top-k, per call."""
     from hjplug.instrument._fast import attention_stats
-    from hjplug.instrument.stats import logits_stats, normalized
+    from hjplug.instrument.stats import normalized
 
     def cb(call: Any) -> None:
         st = attention_stats(call, need_top)
+        smax: Tensor | None = None
         if st is None:  # tropical or soft-capped heads: the integration's readable eager path
-            p, lse, ent, keys = call.gibbs()
-            st = {"lse": lse, "entropy": ent, "keys": keys}
-            if need_top:
-                top = logits_stats(p.float().log(), need_top)
-                st["topk_weights"], st["topk_indices"] = top["topk_weights"], top["topk_indices"]
+            st, smax = _eager_stats(call, need_top)
         eps = call.epsilon(call.lam()).to(st["lse"].dtype)  # [H]
         e = eps.view(1, -1, 1)
+        value = e * st["lse"]  # [B, H, Sq]
+        if smax is not None:  # tropical heads (ε_h = 0): value = max_j s_ij / scaling
+            value = torch.where(e > 0, value, smax.to(value.dtype) / call.scale)
         vals: dict[str, Tensor] = {
             "epsilon": eps, "lse": st["lse"], "entropy": st["entropy"], "keys": st["keys"],
-            "value": torch.where(e > 0, e * st["lse"], torch.full_like(st["lse"], float("nan"))),
+            "value": value,
             "normalized_entropy": normalized(st["entropy"], st["keys"]),
             "nan": nan_rows(st["lse"], st["entropy"], st["keys"])}
         if "topk_weights" in st:
@@ -121,6 +121,23 @@ def _on_call_stats(rec: Recorder, prefix: str, path: str, need_top: int
                 vals["gap"], vals["gap_ratio"] = gap_from_topk(tw, st["keys"])
         rec.put(prefix, path, "attention", vals)
     return cb
+
+
+def _eager_stats(call: Any, need_top: int) -> tuple[dict[str, Tensor], Tensor]:
+    """lse, entropy, keys (+ top-k) [B, H, Sq] and max_j s_ij by the integration's readable eager
+    path (tropical / soft-capped heads), in fp32 at least and in fp64 for fp64 models (π is not
+    rounded to the model's dtype before its top-k weights are taken)."""
+    from hjplug.integrations.huggingface.attention_math import eager_attention, topk_weights
+
+    k, v, bias, causal = call.prepared()
+    q = call.query
+    ct = torch.float64 if q.dtype == torch.float64 else torch.float32
+    _, lse, ent, keys, p, smax = eager_attention(q.to(ct), k.to(ct), v.to(ct), bias, call.scale,
+                                                 causal, call.lam(), call.softcap, 0.0)
+    st = {"lse": lse, "entropy": ent, "keys": keys}
+    if need_top:
+        st["topk_weights"], st["topk_indices"] = topk_weights(p, need_top)
+    return st, smax
 
 
 def _both(*fns: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -94,11 +94,15 @@ def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tenso
         if state is not None and not state.idle:  # statistics / deformation wanted
             warn_fallback(f"hjplug attention ({state.path})", _eager_reason(softcap, drop),
                           query.is_cuda)
-        out, lse, ent, keys, weights, smax = eager_attention(query, key, value, bias, scale,
-                                                             causal, lam, softcap, drop)
+        # computed in ct (fp32 at least, fp64 for fp64 models) as eager_attention does anyway;
+        # π is rounded to the model's dtype only for the returned weights, not for its top-k
+        ct = torch.float64 if query.dtype == torch.float64 else torch.float32
+        out, lse, ent, keys, p, smax = eager_attention(query.to(ct), key.to(ct), value.to(ct),
+                                                       bias, scale, causal, lam, softcap, drop)
+        out, weights = out.to(query.dtype), p.to(query.dtype)
         backend = "eager"
         if topk:
-            top = topk_weights(weights.float(), topk)  # weights: π [B, H, Sq, Sk]
+            top = topk_weights(p, topk)  # π [B, H, Sq, Sk]
     if state is not None and (state.recorders or state.keep):
         _deliver(state, scale, lam, lse, ent, keys, smax, backend, top, query.device)
     return out.transpose(1, 2).contiguous(), weights  # [B, Sq, H, Dv]
