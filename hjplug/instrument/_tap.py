@@ -20,7 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hjplug.integrations.huggingface.attention_math import combine_bias, eager_attention
+from hjplug.integrations.huggingface.attention_math import (
+    combine_bias,
+    eager_attention,
+    prescaled_query,
+)
 
 __all__ = ["AttentionCall", "repair", "tap"]
 
@@ -102,8 +106,12 @@ def _wrapper(module: nn.Module, query: Tensor, key: Tensor, value: Tensor,
                                 softcap=softcap, **kwargs)
     fns = _TAPS.get(module)
     if fns:
-        call = AttentionCall(module, query.detach(), key.detach(), value.detach(),
-                             attention_mask, scaling, is_causal, position_bias, softcap)
+        q, s = query.detach(), scaling
+        s0 = prescaled_query(module, scaling)
+        if s0 is not None:  # queries the module pre-scaled by s₀: the taps see q/s₀ at s₀
+            q, s = q / s0, s0  # (same logits; ε₀ = 1/s₀ and atoms as in the block record)
+        call = AttentionCall(module, q, key.detach(), value.detach(), attention_mask, s,
+                             is_causal, position_bias, softcap)
         with torch.no_grad():
             for fn in list(fns):
                 fn(call)

@@ -27,6 +27,7 @@ from torch import Tensor
 from hjplug.integrations.huggingface.attention_math import (
     combine_bias,
     eager_attention,
+    prescaled_query,
     topk_weights,
     visible_counts,
 )
@@ -104,7 +105,9 @@ def _hj_forward(module: torch.nn.Module, state: ModuleState | None, query: Tenso
         if topk:
             top = topk_weights(p, topk)  # π [B, H, Sq, Sk]
     if state is not None and (state.recorders or state.keep):
-        _deliver(state, scale, lam, lse, ent, keys, smax, backend, top, query.device)
+        # ε₀ = 1/scaling, or 1/s₀ for queries the module pre-scaled by s₀ (as its block record)
+        eps_scale = prescaled_query(module, scaling) or scale
+        _deliver(state, eps_scale, lam, lse, ent, keys, smax, backend, top, query.device)
     return out.transpose(1, 2).contiguous(), weights  # [B, Sq, H, Dv]
 
 

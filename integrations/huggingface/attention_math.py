@@ -14,8 +14,8 @@ from torch import Tensor
 from hjplug.kernels.reference.topk import topk_weights
 from hjplug.modules.attention_bias import is_removed
 
-__all__ = ["attention_logits", "combine_bias", "eager_attention", "topk_weights", "visible_counts",
-           "visible_mask"]
+__all__ = ["attention_logits", "combine_bias", "eager_attention", "prescaled_query",
+           "topk_weights", "visible_counts", "visible_mask"]
 
 
 def combine_bias(mask: Tensor | None, position_bias: Tensor | None, dtype: torch.dtype
@@ -35,6 +35,17 @@ def combine_bias(mask: Tensor | None, position_bias: Tensor | None, dtype: torch
     if mask.dtype == torch.bool:
         return torch.where(mask, pb, torch.full_like(pb, float("-inf")))
     return pb + mask.to(dtype)
+
+
+def prescaled_query(module: torch.nn.Module, scaling: float | None) -> float | None:
+    """s₀ when the module already multiplied its queries by its own `scaling` s₀ and calls
+    attention with scaling = 1.0 (BART, OPT, Whisper, Marian, …: q = q_proj(x)·s₀); None
+    otherwise. The block's ε₀ = 1/s₀ then refers to q_proj(x), as for every other family."""
+    own = getattr(module, "scaling", None)
+    if scaling is None or float(scaling) != 1.0 or isinstance(own, bool) or not isinstance(
+            own, int | float) or own <= 0 or float(own) == 1.0:
+        return None
+    return float(own)
 
 
 def visible_mask(bias: Tensor | None, causal: bool, Sq: int, Sk: int, device: torch.device
