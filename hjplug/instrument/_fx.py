@@ -21,6 +21,8 @@ from torch import Tensor, nn
 
 from hjplug.instrument.recorder import Recorder
 from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats, normalized
+from hjplug.modules.attention_stats import explicit_stats
+from hjplug.modules.base import tropical_softmax
 
 __all__ = ["attach_fx", "attention_steps", "is_fx", "lse_steps"]
 
@@ -50,11 +52,22 @@ def lse_steps(model: Any) -> list[tuple[str, Any]]:
     return _ordered(model, HJLSEStep)
 
 
-def _eps_vector(step: Any, H: int, like: Tensor) -> Tensor:
-    e = step.epsilon
+def _eps_vector(step: Any, H: int, like: Tensor, identified: bool = False) -> Tensor:
+    """The step's ε (or its identified ε₀) per head [H]."""
+    e = step.identified_epsilon if identified else step.epsilon
     vals = list(e) if isinstance(e, tuple) else [float(e)] * H
     return torch.tensor(vals[:H] if len(vals) >= H else vals * H, dtype=torch.float32,
                         device=like.device)
+
+
+def _value(step: Any, eps: Tensor, lse: Tensor, zmax: Tensor | None) -> Tensor:
+    """HJ value ε·lse [B, H, Sq]; at ε = 0 its limit ε₀·max_j z₀ (lse diverges there)."""
+    H = lse.shape[-2]
+    e = eps.view(1, H, 1).to(lse.dtype)
+    if zmax is None or bool((e > 0).all()):
+        return e * lse
+    e0 = _eps_vector(step, H, lse, identified=True).view(1, H, 1).to(lse.dtype)
+    return torch.where(e > 0, e * lse, e0 * zmax.to(lse.dtype))
 
 
 def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
@@ -68,10 +81,19 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
             z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
             B, H, Tq, Tk = z4.shape
             need_top = max(rec.topk if "topk" in rec.stats else 0, 2 if "gap" in rec.stats else 0)
-            vals = logits_stats(z4, need_top)
             eps = _eps_vector(step, H, z4)
+            tropical = bool((eps <= 0).all())  # z is z₀ = s/ε₀ + b, π its hard max
+            if tropical:
+                st = explicit_stats(z4, 0.0, need_top, "")
+                vals = {"lse": st.lse, "entropy": st.entropy, "keys": st.keys,
+                        "normalized_entropy": normalized(st.entropy, st.keys),
+                        "nan": torch.isnan(st.entropy)}
+                if need_top:
+                    vals["topk_weights"], vals["topk_indices"] = st.topk_weights, st.topk_indices
+            else:
+                vals = logits_stats(z4, need_top)
             vals["epsilon"] = eps
-            vals["value"] = eps.view(1, H, 1).to(vals["lse"].dtype) * vals["lse"]
+            vals["value"] = _value(step, eps, vals["lse"], st.zmax if tropical else None)
             if need_top:
                 tw = vals["topk_weights"]
                 vals["gap"], vals["gap_ratio"] = gap_from_topk(tw, vals["keys"])
@@ -79,7 +101,7 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
                 vals["topk_indices"] = vals["topk_indices"][..., :rec.topk]
             p = None
             if {"weights", "curvature"} & set(rec.stats):
-                p = _softmax(z4)  # [B, H, Tq, Tk]
+                p = tropical_softmax(z4.float()) if tropical else _softmax(z4)  # [B, H, Tq, Tk]
             if "weights" in rec.stats:
                 vals["weights"] = p
             if "curvature" in rec.stats and "k" in cell and p is not None:
@@ -111,7 +133,7 @@ def _stats_cb(rec: Recorder, prefix: str, path: str, need_top: int
             eps = _eps_vector(step, H, lse)
             vals = {"lse": lse, "entropy": ent, "normalized_entropy": normalized(ent, keys),
                     "keys": keys, "nan": torch.isnan(lse) | torch.isnan(ent), "epsilon": eps,
-                    "value": eps.view(1, H, 1).to(lse.dtype) * lse}
+                    "value": _value(step, eps, lse, st.zmax)}
             if need_top and st.topk_weights is not None:
                 tw, ti = keep(st.topk_weights), st.topk_indices
                 with torch.no_grad():

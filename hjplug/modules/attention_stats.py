@@ -44,6 +44,7 @@ class AttentionStepStats:
     reason: str  # why the explicit path ran ("" when the kernel ran)
     topk_weights: Tensor | None = None  # [B, H, Sq, k] the k largest π_ij (0 past the keys)
     topk_indices: Tensor | None = None  # [B, H, Sq, k] their key indices (−1: none)
+    zmax: Tensor | None = None  # [B, H, Sq] ε = 0 only: max_j z₀_ij (value → ε₀·max z₀)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def explicit_stats(z: Tensor, eps: float, topk: int, reason: str) -> AttentionSt
     """Statistics from explicit logits z [..., Sq, Sk] (ε > 0: z = s/ε + (ε₀/ε)·b;
     ε = 0: z₀ = s/ε₀ + b).
 
-    ε = 0: π = uniform over the argmax keys, H = log(#ties), lse = +inf (diverges as ε → 0).
+    ε = 0: π = uniform over the argmax keys, H = log(#ties), lse = +inf (diverges as ε → 0),
+    zmax = max_j z₀ (the HJ value ε·lse tends to ε₀·max_j z₀).
     """
     ct = torch.float64 if z.dtype == torch.float64 else torch.float32
     z = removed_to_inf(z.detach()).to(ct)  # finfo.min stand-ins → −inf (removed keys)
@@ -178,4 +180,5 @@ def explicit_stats(z: Tensor, eps: float, topk: int, reason: str) -> AttentionSt
         ent = ties.clamp_min(1).log()
         lse = torch.where(empty, float("-inf"), float("inf")).to(ct)
     tw, ti = topk_weights(p, topk) if topk else (None, None)  # [B, H, Sq, k]
-    return AttentionStepStats(lse, ent, keys, eps, "explicit", reason, tw, ti)
+    zmax = None if eps > 0 else top.squeeze(-1).masked_fill(empty, float("-inf"))
+    return AttentionStepStats(lse, ent, keys, eps, "explicit", reason, tw, ti, zmax)
