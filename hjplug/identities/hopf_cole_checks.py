@@ -37,11 +37,13 @@ def check_hopf_cole_identity(gen: torch.Generator) -> list[VerifyRow]:
 
 def _pde_residuals(
     x: Tensor, t: Tensor, y: Tensor, g: Tensor, eps: float, metric: Tensor | None
-) -> tuple[Tensor, Tensor]:
-    """Autograd residuals of u (with source −εd/(2t)) and of the normalised ũ (exact HJ)."""
+) -> tuple[Tensor, Tensor, float]:
+    """Autograd residuals of u (with source −εd/(2t)) and of the normalised ũ (exact HJ), and
+    the largest error of the closed-form ∇ₓu and ∂ₜu (characteristic field) against autograd."""
     d = x.shape[-1]
     sig = torch.eye(d, dtype=x.dtype) if metric is None else metric
     out = []
+    err_closed = 0.0
     for normalized in (False, True):
         xx, tt = x.clone().requires_grad_(True), t.clone().requires_grad_(True)
         u = hm.hopf_cole(xx, y, g, tt, eps, metric, normalized=normalized)  # [P]
@@ -55,8 +57,26 @@ def _pde_residuals(
         res = gt + ham - eps * trace
         if not normalized:
             res = res + eps * d / (2 * tt)
+            err_closed = max(
+                rel_err(hm.characteristic_field(x, y, g, t, eps, metric), gx.detach()),
+                rel_err(hm.hopf_cole_time_derivative(x, y, g, t, eps, metric), gt.detach()),
+            )
         out.append(res.detach())
-    return out[0], out[1]
+    return out[0], out[1], err_closed
+
+
+def _heat_normalisation_error(eps: float, t: float, d: int) -> float:
+    """ũ for the constant datum g ≡ 0, as atoms on a grid of spacing h (g_j = −εd·log h, the
+    quadrature weight h^d): ũ = −ε·log ∫ (4πεt)^{−d/2} e^{−|x−y|²/(4εt)} dy = 0. The grid sum
+    of a Gaussian is exact to e^{−4π²εt/h²} (Poisson summation): this fixes the constant
+    (εd/2)·log(4πεt), which the PDE residual cannot see."""
+    h = 0.1
+    axis = torch.arange(-16.0, 16.0 + h / 2, h, dtype=torch.float64)
+    y = torch.cartesian_prod(*([axis] * d)).reshape(-1, d)  # [N, d]
+    g = torch.full((y.shape[0],), -eps * d * math.log(h), dtype=torch.float64)
+    x = torch.linspace(-1.0, 1.0, 7, dtype=torch.float64)[:, None].expand(7, d)  # [7, d]
+    u = hm.hopf_cole(x, y, g, t, eps, normalized=True)
+    return float(u.abs().max())
 
 
 def check_pde(gen: torch.Generator) -> list[VerifyRow]:
@@ -68,16 +88,24 @@ def check_pde(gen: torch.Generator) -> list[VerifyRow]:
             N = 12
             y, g = randn(gen, N, d), uniform(gen, -1.0, 1.0, N)
             x, t = randn(gen, 40, d), uniform(gen, 0.3, 2.0, 40)
-            errs_u, errs_n = [], []
+            errs_u, errs_n, errs_c = [], [], []
             for eps in (1.0, 0.3, 0.1):
-                r_u, r_n = _pde_residuals(x, t, y, g, eps, metric)
+                r_u, r_n, e_c = _pde_residuals(x, t, y, g, eps, metric)
                 errs_u.append(float(r_u.abs().max()))
                 errs_n.append(float(r_n.abs().max()))
+                errs_c.append(e_c)
             setting = f"d={d}, {label}, N={N}, ε ∈ {1, 0.3, 0.1}, 40 (x, t)"
             rows.append(VerifyRow("PDE residual of u (source −εd/(2t))", setting,
                                   max(errs_u), 1e-8))
             rows.append(VerifyRow("PDE residual of normalised ũ (viscous HJ)", setting,
                                   max(errs_n), 1e-8))
+            rows.append(VerifyRow("∇u = Σ⁻¹(x − E_π[y])/(2t), ∂ₜu = −E_π|x−y|²/(4t²) (vs autograd)",
+                                  setting, max(errs_c), 1e-10))
+    for d in (1, 2):
+        err = max(_heat_normalisation_error(eps, t, d) for eps in (0.5, 0.1) for t in (0.5, 1.5))
+        rows.append(VerifyRow("ũ normalisation (εd/2)·log(4πεt): heat kernel of g ≡ 0 gives 0",
+                              f"d={d}, atoms on a grid h=0.1 over [−16, 16]^d, ε ∈ {{0.5, 0.1}}, "
+                              "t ∈ {0.5, 1.5}", err, 1e-12))
     return rows
 
 
@@ -96,7 +124,26 @@ def check_tropical(gen: torch.Generator) -> list[VerifyRow]:
     y, g = hm.atoms_from_lse(W, b, t)
     err_lax = rel_err(f0 + hm.hopf_lax(x, y, g, t), (x * x).sum(-1) / (4 * t))
     setting = f"N={N}, d={d}, {EPS_TEXT}"
+    # where the bounds are attained (so a bound that is too loose fails too): all k unmasked
+    # logits equal → f_ε − f_0 = ε·log k; one logit Δ above N − 1 equal ones → the gap bound
+    flat = torch.zeros(8, N, dtype=torch.float64)
+    flat[:, N // 2:] = float("-inf")  # k = N/2 unmasked atoms
+    delta = uniform(gen, 0.0, 3.0, 8)
+    peak = torch.zeros(8, N, dtype=torch.float64)
+    peak[:, 0] = delta
+    err_attained = 0.0
+    for eps in EPSILONS:
+        err_attained = max(
+            err_attained,
+            rel_err(hm.uniform_bound(flat, eps), torch.full((8,), eps * math.log(N // 2),
+                                                            dtype=torch.float64)),
+            rel_err(hm.lse(flat, eps) - hm.lse_tropical(flat), hm.uniform_bound(flat, eps)),
+            rel_err(hm.lse(peak, eps) - hm.lse_tropical(peak), hm.gap_bound(peak, eps)),
+            rel_err(hm.gap_bound(peak, eps), eps * torch.log1p((N - 1) * torch.exp(-delta / eps))),
+        )
     return [
+        VerifyRow("bounds attained: all equal → ε·log k; one Δ above N−1 equal → gap bound",
+                  f"N={N} (k={N // 2} unmasked), Δ ∈ [0, 3], {EPS_TEXT}", err_attained, 1e-12),
         VerifyRow("0 ≤ f_ε − f_0 ≤ ε·log N (violation)", setting, viol_uniform, 1e-12),
         VerifyRow("f_ε − f_0 ≤ ε·log(1+(N−1)e^{−Δ/ε}) (violation)", setting, viol_gap, 1e-12),
         VerifyRow("f_0 + u_0 = |x|²/(4t) (Hopf–Lax)", f"{setting}, t={t}", err_lax, 1e-12),

@@ -89,12 +89,12 @@ def _lse_layer(wb: tuple[Tensor, Tensor], x: Any, eps: float, topk: int) -> Attr
                                    "b [N]", x, where=_WHERE)
     if not (isinstance(eps, int | float) and math.isfinite(eps) and eps > 0):
         raise InvalidArgumentError("eps", "a finite ε > 0", eps, where=_WHERE)
+    from hjplug import math as hm
+
     x2 = x.reshape(-1, W.shape[-1])
-    z = (x2 @ W.T + b) / eps  # [M, N]
-    lse = torch.logsumexp(z, dim=-1)
-    p = torch.softmax(z, dim=-1)
-    keys = (z > float("-inf")).sum(-1)
-    return _finish(p, eps * lse, keys, float(eps), topk,
+    z = x2 @ W.T + b  # [M, N] logits; π = softmax(z/ε), shifted before dividing (no overflow)
+    keys = (z > float("-inf")).sum(-1)  # removed atoms: b_j = −inf (not z/ε overflowing)
+    return _finish(hm.gibbs(z, eps), hm.lse(z, eps), keys, float(eps), topk,
                    f"LSE layer with {W.shape[0]} atoms in d = {W.shape[1]}, ε = {eps:g}")
 
 

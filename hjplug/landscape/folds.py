@@ -4,8 +4,10 @@ On an ascending grid of ε, find and classify the critical points of x ↦ H(π(
 ε where the number of minima drops — a basin merges with a neighbour as a minimum and an adjacent
 maximum (1-D) or saddle (2-D) collide. The drop is bracketed on the grid, then narrowed by
 bisection in log ε; the smallest |Hessian eigenvalue| among the critical points just before the
-drop → 0 at the fold. Entropy must rise with ε at every point (∂H/∂ε = Var_π(z)/ε³ ≥ 0):
-every grid point of the domain is checked, and violations are counted.
+drop → 0 at the fold. A minimum can also leave the (bounded) domain through its edge as it
+drifts with ε: the count drops with no partner vanishing and |λ| stays large. Such drops are
+not folds; they are reported apart, as `exits`. Entropy must rise with ε at every point
+(∂H/∂ε = Var_π(z)/ε³ ≥ 0): every grid point of the domain is checked, and violations are counted.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class FoldScan:
     folds: tuple[Fold, ...]
     monotone_violations: int  # (point, ε-step) pairs where H decreased: must be 0
     domain: Domain
+    exits: tuple[Fold, ...] = ()  # minima lost through the domain's edge (not bifurcations)
 
     def _count(self, kind: str) -> tuple[int, ...]:
         return tuple(sum(p.kind == kind for p in pts) for pts in self.points)
@@ -91,14 +94,35 @@ def _vanishing_minimum(before: Sequence[CriticalPoint], after: Sequence[Critical
     return min(mins_before, key=key)
 
 
+def _edge_distance(p: CriticalPoint, domain: Domain) -> float:
+    """Distance of p to the domain's edge in domain coordinates, per unit of extent."""
+    return min(min(c - lo, hi - c) / (hi - lo)
+               for c, (lo, hi) in zip(p.coords, domain.bounds(), strict=True))
+
+
+def _is_exit(gone: CriticalPoint, before: Sequence[CriticalPoint], domain: Domain) -> bool:
+    """The minimum left through the edge: it sits at the edge (within two grid cells) and
+    closer to it than to any other critical point (at a fold its partner max / saddle is
+    the nearest thing, and the two meet)."""
+    edge = _edge_distance(gone, domain)
+    spans = [hi - lo for lo, hi in domain.bounds()]
+    partner = min((max(abs(a - c) / s for a, c, s in zip(p.coords, gone.coords, spans,
+                                                          strict=True))
+                   for p in before if p.kind != "min"), default=math.inf)
+    return edge < 2 / (domain.n_grid - 1) and edge < partner
+
+
 def _locate(W: Tensor, b: Tensor, domain: Domain, lo: float, pts_lo: tuple[CriticalPoint, ...],
-            hi: float, pts_hi: tuple[CriticalPoint, ...], refine: int) -> list[Fold]:
+            hi: float, pts_hi: tuple[CriticalPoint, ...], refine: int
+            ) -> tuple[list[Fold], list[Fold]]:
     """Every fold in (lo, hi]: bisect (in log ε) to the first drop, record it, continue above it.
 
     Two folds inside one grid bracket are thus reported separately whenever bisection can
-    separate them (`refine` halvings of the log-bracket).
+    separate them (`refine` halvings of the log-bracket). Drops where the vanishing minimum
+    left through the domain's edge are returned apart: (folds, exits).
     """
     folds: list[Fold] = []
+    exits: list[Fold] = []
     while _n_min(pts_hi) < _n_min(pts_lo):
         a, pts_a, c, pts_c = lo, pts_lo, hi, pts_hi
         for _ in range(refine):  # keep [a, c] such that the count at c is below the count at a
@@ -109,7 +133,7 @@ def _locate(W: Tensor, b: Tensor, domain: Domain, lo: float, pts_lo: tuple[Criti
             else:
                 a, pts_a = mid, pts_mid
         weakest = _vanishing_minimum(pts_a, pts_c)
-        folds.append(Fold(
+        (exits if _is_exit(weakest, pts_a, domain) else folds).append(Fold(
             eps=math.sqrt(a * c), eps_lo=a, eps_hi=c, minima_before=_n_min(pts_a),
             minima_after=_n_min(pts_c), min_abs_eigenvalue=min(abs(v) for v in weakest.eigenvalues),
             x=weakest.x,
@@ -117,7 +141,7 @@ def _locate(W: Tensor, b: Tensor, domain: Domain, lo: float, pts_lo: tuple[Criti
         if c == hi:
             break  # the drop could not be split further within `refine` halvings
         lo, pts_lo = c, pts_c
-    return folds
+    return folds, exits
 
 
 def scan_folds(
@@ -155,8 +179,10 @@ def scan_folds(
             progress(i + 1, len(eps))
 
     folds: list[Fold] = []
+    exits: list[Fold] = []
     for i in range(len(eps) - 1):
         if _n_min(points[i + 1]) < _n_min(points[i]):
-            folds.extend(_locate(W, b, domain, eps[i], points[i], eps[i + 1], points[i + 1],
-                                 refine))
-    return FoldScan(tuple(eps), tuple(points), tuple(folds), violations, domain)
+            f, x = _locate(W, b, domain, eps[i], points[i], eps[i + 1], points[i + 1], refine)
+            folds.extend(f)
+            exits.extend(x)
+    return FoldScan(tuple(eps), tuple(points), tuple(folds), violations, domain, tuple(exits))

@@ -28,6 +28,14 @@ def sigmoid_gibbs(z: Tensor) -> Tensor:
 
 
 def tanh_gibbs(z: Tensor) -> Tensor:
-    """tanh(z) = π₊ − π₋ for the signed two-atom Gibbs weights of {z, −z} at ε = 1."""
+    """tanh(z) = π₊ − π₋ for the signed two-atom Gibbs weights of {z, −z} at ε = 1.
+
+    Evaluated as ±π_max·(1 − π_min/π_max) with π_min/π_max = e^{−2|z|} (the exact logit gap):
+    the plain difference of two weights near ½ loses all relative accuracy for |z| ≲ 1e-8.
+    """
     pi = gibbs(torch.stack([z, -z], dim=-1), 1.0)
-    return pi[..., 0] - pi[..., 1]
+    pos = z >= 0
+    neg_abs = torch.where(pos, -z, z)  # −|z|, differentiable at 0 (slope −1 there)
+    big = torch.where(pos, pi[..., 0], pi[..., 1])  # π_max ∈ [½, 1]
+    sign = torch.where(pos, 1.0, -1.0).to(big.dtype)
+    return sign * big * -torch.expm1(2 * neg_abs)

@@ -18,6 +18,7 @@ from torch import Tensor
 from hjplug.math._checks import Scalar, atoms_match, last_dims_match, metric_spd, positive
 from hjplug.math.atoms import apply_metric_inverse, quadratic_form
 from hjplug.math.hopf_cole import heat_weights
+from hjplug.math.lse import _as_scale, _shifted, gibbs, log_gibbs
 
 __all__ = [
     "characteristic_field",
@@ -39,25 +40,28 @@ def logits(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
     return (x.unsqueeze(-2) * W).sum(-1) + b  # [..., N]
 
 
-def _pi(x: Tensor, W: Tensor, b: Tensor, eps: Scalar, where: str) -> tuple[Tensor, Tensor]:
+def _pi(x: Tensor, W: Tensor, b: Tensor, eps: Scalar, where: str
+        ) -> tuple[Tensor, Tensor, Scalar]:
+    """(z [..., N], π [..., N], ε broadcast against the result [...] + [1]): one ε per query
+    when ε is a tensor (as in `lse`); π overflow-safe for ε ≪ |z| (see lse._shifted)."""
     positive("eps", eps, where)
     z = logits(x, W, b)  # [..., N]
-    return z, torch.softmax(z / eps, dim=-1)
+    return z, gibbs(z, eps), _as_scale(eps, z, -1)
 
 
 def lse_grad(x: Tensor, W: Tensor, b: Tensor, eps: Scalar) -> Tensor:
     """∇_x f = E_π[W] = Σ_j π_j W_j.  [..., d]"""
-    _, pi = _pi(x, W, b, eps, "hjplug.math.lse_grad")
+    _, pi, _ = _pi(x, W, b, eps, "hjplug.math.lse_grad")
     return (pi.unsqueeze(-1) * W).sum(-2)
 
 
 def hessian_lse(x: Tensor, W: Tensor, b: Tensor, eps: Scalar) -> Tensor:
     """∇²_x f = Cov_π(W)/ε = Σ_j π_j (W_j − W̄)(W_j − W̄)ᵀ / ε.  [..., d, d]"""
-    _, pi = _pi(x, W, b, eps, "hjplug.math.hessian_lse")
+    _, pi, e = _pi(x, W, b, eps, "hjplug.math.hessian_lse")
     mean = (pi.unsqueeze(-1) * W).sum(-2)  # [..., d]
     wc = W - mean.unsqueeze(-2)  # [..., N, d]
     cov = torch.einsum("...n,...ni,...nj->...ij", pi, wc, wc)  # [..., d, d]
-    return cov / eps
+    return cov / (e.unsqueeze(-1) if isinstance(e, Tensor) else e)  # ε [..., 1, 1]
 
 
 def hessian_bound(W: Tensor, eps: Scalar, tight: bool = False) -> Tensor:
@@ -72,20 +76,24 @@ def hessian_bound(W: Tensor, eps: Scalar, tight: bool = False) -> Tensor:
 def entropy_eps_derivative(z: Tensor, eps: Scalar, dim: int = -1) -> Tensor:
     """∂H(π)/∂ε = Var_π(z)/ε³ for π = softmax(z/ε) (≥ 0: entropy is monotone in ε)."""
     positive("eps", eps, "hjplug.math.entropy_eps_derivative")
-    pi = torch.softmax(z / eps, dim=dim)
-    zf = torch.where(pi > 0, z, torch.zeros_like(z))  # removed atoms contribute nothing
-    mean = (pi * zf).sum(dim, keepdim=True)
-    var = (pi * (zf - mean) ** 2).sum(dim)
-    return var / eps**3
+    _, u, e = _shifted(z, eps, dim)  # u = (z − max z)/ε ≤ 0, one ε per row when a tensor
+    pi = torch.softmax(u, dim=dim)
+    # Var_π(z)/ε³ = Var_π(u)/ε: no ε³ to underflow, no (z/ε)² to overflow as ε → 0
+    uf = torch.where(pi > 0, u, torch.zeros_like(u))  # removed atoms contribute nothing
+    uf = torch.where(torch.isnan(pi), pi, uf)  # ... but a NaN row stays NaN
+    mean = (pi * uf).sum(dim, keepdim=True)
+    var = (pi * (uf - mean) ** 2).sum(dim, keepdim=True)
+    return (var / e).squeeze(dim)
 
 
 def entropy_grad_x(x: Tensor, W: Tensor, b: Tensor, eps: Scalar) -> Tensor:
     """∇_x H(π(x)) = Cov_π(W, −log π)/ε.  [..., d]"""
     where = "hjplug.math.entropy_grad_x"
-    z, pi = _pi(x, W, b, eps, where)
-    neg_logp = -torch.log_softmax(z / eps, dim=-1)  # [..., N]
+    z, pi, e = _pi(x, W, b, eps, where)
+    neg_logp = -log_gibbs(z, eps)  # [..., N]
+    neg_logp = torch.where(pi > 0, neg_logp, torch.zeros_like(neg_logp))  # 0·∞ := 0
     a = neg_logp - (pi * neg_logp).sum(-1, keepdim=True)  # centred −log π
-    return (pi * a).unsqueeze(-1).mul(W).sum(-2) / eps  # [..., d]
+    return (pi * a).unsqueeze(-1).mul(W).sum(-2) / e  # [..., d]
 
 
 def characteristic_field(

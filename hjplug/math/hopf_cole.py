@@ -20,6 +20,7 @@ from torch import Tensor
 
 from hjplug.math._checks import Scalar, atoms_match, last_dims_match, metric_spd, positive
 from hjplug.math.atoms import quadratic_form
+from hjplug.math.lse import _shifted
 
 __all__ = ["atom_costs", "heat_weights", "hopf_cole", "hopf_lax"]
 
@@ -54,7 +55,10 @@ def hopf_cole(
     _validate(where, x, y, g, t, metric)
     positive("eps", eps, where)
     c = atom_costs(x, y, g, t, metric)  # [..., N]
-    u = -eps * torch.logsumexp(-c / eps, dim=-1)  # [...]
+    # −ε·LSE(−c/ε), shifted by min c before dividing (no overflow for ε ≪ c; see lse._shifted);
+    # written out rather than via hm.lse so that `verify` compares two separate evaluations
+    m, v, e = _shifted(-c, eps, -1)  # a tensor ε: one per query
+    u = -(m + e * torch.logsumexp(v, dim=-1, keepdim=True)).squeeze(-1)  # [...]
     if normalized:
         d = x.shape[-1]
         scale = 4 * math.pi * eps * t
@@ -78,4 +82,4 @@ def heat_weights(
     where = "hjplug.math.heat_weights"
     _validate(where, x, y, g, t, metric)
     positive("eps", eps, where)
-    return torch.softmax(-atom_costs(x, y, g, t, metric) / eps, dim=-1)
+    return torch.softmax(_shifted(-atom_costs(x, y, g, t, metric), eps, -1)[1], dim=-1)

@@ -26,11 +26,35 @@ def _as_scale(eps: Scalar, z: Tensor, dim: int) -> Scalar:
     return eps
 
 
+def _shifted(z: Tensor, eps: Scalar, dim: int) -> tuple[Tensor, Tensor, Scalar]:
+    """(m, u, e) with u = (z − m)/ε and m = max_j z_j (keepdim): LSE_ε(z) = m + ε·LSE(u).
+
+    Shifting *before* dividing keeps z/ε from overflowing when ε ≪ |z| (ε = 1e-30, or fp16 with
+    ε = 1e-5): u ≤ 0 always, so ε → 0 is the tropical limit, never inf or NaN. m is a constant
+    for autograd (the identity holds for any m), so every derivative is the plain formula's,
+    ties included. The 0/0 of a maximal atom where ε underflows in z's dtype and the ∞ − ∞ of
+    a +inf logit are set to u = 0 (all the weight on the maximal atoms); a row of removed atoms
+    (all −inf) keeps u = −inf (empty, not uniform); a NaN stays NaN.
+    """
+    e = _as_scale(eps, z, dim)
+    if z.shape[dim] == 0:  # no atoms: LSE = −inf, nothing to shift
+        return torch.zeros_like(z.sum(dim, keepdim=True)), z / e, e
+    m = z.detach().amax(dim=dim, keepdim=True)
+    shift = torch.where(m == float("-inf"), torch.zeros_like(m), m)
+    removed = z == float("-inf")
+    # removed atoms: u = −inf, set after the division so that no (−inf)/ε enters autograd
+    # (its backward 0·∞ would make ∂/∂ε NaN)
+    u = (torch.where(removed, shift, z) - shift) / e
+    u = torch.where(torch.isnan(u) & (z == m), torch.zeros_like(u), u)
+    u = torch.where(removed, torch.full_like(u, float("-inf")), u)
+    return shift, u, e
+
+
 def lse(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
     """LSE_ε(z) = ε·log Σ_j exp(z_j/ε) along `dim` (max-shifted; −inf entries = removed atoms)."""
     positive("eps", eps, "hjplug.math.lse")
-    e = _as_scale(eps, z, dim)
-    out = torch.logsumexp(z / e, dim=dim, keepdim=True) * e  # [..., 1, ...]
+    m, u, e = _shifted(z, eps, dim)
+    out = m + e * torch.logsumexp(u, dim=dim, keepdim=True)  # [..., 1, ...]
     return out.squeeze(dim)
 
 
@@ -42,24 +66,28 @@ def lse_tropical(z: Tensor, dim: int = -1) -> Tensor:
 def log_gibbs(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
     """log π = z/ε − LSE(z/ε), computed without forming π (−inf for removed atoms)."""
     positive("eps", eps, "hjplug.math.log_gibbs")
-    return torch.log_softmax(z / _as_scale(eps, z, dim), dim=dim)
+    return torch.log_softmax(_shifted(z, eps, dim)[1], dim=dim)
 
 
 def gibbs(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
     """Attribution weights π = softmax(z/ε) = ∂LSE_ε(z)/∂z."""
     positive("eps", eps, "hjplug.math.gibbs")
-    return torch.softmax(z / _as_scale(eps, z, dim), dim=dim)
+    return torch.softmax(_shifted(z, eps, dim)[1], dim=dim)
 
 
 def entropy(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
     """H(π) = −Σ π_j log π_j for π = softmax(z/ε), from logits in log space.
 
-    Exactly 0 for a one-hot limit, and no NaN for −inf (masked) logits: 0·log 0 := 0.
+    Exactly +0 for a one-hot limit, and no NaN for −inf (masked) logits: 0·log 0 := 0. A row
+    with no unmasked atom has H = 0 (as the kernels); a NaN logit gives NaN, never H = 0.
     """
     logp = log_gibbs(z, eps, dim)  # [..., N, ...]
-    p = logp.exp()
-    terms = torch.where(p > 0, p * logp, torch.zeros_like(p))
-    return -terms.sum(dim=dim)
+    gone = logp == float("-inf")
+    safe = torch.where(gone, torch.zeros_like(logp), logp)  # no 0·(−inf) in the backward
+    terms = torch.where(gone, torch.zeros_like(logp), safe.exp() * safe)
+    h = 0.0 - terms.sum(dim=dim)  # 0.0 − 0.0 = +0.0 for a one-hot row (−x would give −0.0)
+    empty = (z == float("-inf")).all(dim=dim)  # nothing visible (also N = 0)
+    return torch.where(empty, torch.zeros_like(h), h)
 
 
 def normalized_entropy(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
