@@ -17,7 +17,8 @@ def positive(name: str, value: Scalar, where: str) -> None:
     if isinstance(value, Tensor):
         ok = bool(torch.isfinite(value).all()) and bool((value > 0).all())
     else:
-        ok = isinstance(value, int | float) and math.isfinite(value) and value > 0
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value) and value > 0)
     if not ok:
         raise InvalidArgumentError(
             name, "a finite number > 0", value, where=where,

@@ -70,9 +70,12 @@ def log_gibbs(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
 
 
 def gibbs(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:
-    """Attribution weights π = softmax(z/ε) = ∂LSE_ε(z)/∂z."""
+    """Attribution weights π = softmax(z/ε) = ∂LSE_ε(z)/∂z (a row with every atom removed:
+    π = 0, as the kernels — it has no Gibbs measure, never a uniform or NaN one)."""
     positive("eps", eps, "hjplug.math.gibbs")
-    return torch.softmax(_shifted(z, eps, dim)[1], dim=dim)
+    p = torch.softmax(_shifted(z, eps, dim)[1], dim=dim)
+    empty = (z == float("-inf")).all(dim=dim, keepdim=True)
+    return p.masked_fill(empty, 0.0)
 
 
 def entropy(z: Tensor, eps: Scalar = 1.0, dim: int = -1) -> Tensor:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hjplug import math as hm
+from hjplug.errors import InvalidArgumentError
 
 D = torch.float64
 INF = float("inf")
@@ -183,3 +184,15 @@ def test_masked_atoms_keep_derivatives_finite(seed: int) -> None:
     torch.testing.assert_close(de, hm.entropy_eps_derivative(z, 0.5).sum())
     torch.testing.assert_close(hm.entropy_eps_derivative(z, 0.5),
                                hm.entropy_eps_derivative(z[:, keep], 0.5))
+
+
+def test_gibbs_of_a_row_with_every_atom_removed_is_zero() -> None:
+    z = torch.tensor([[0.5, -1.0, 2.0], [float("-inf")] * 3], dtype=torch.float64)
+    p = hm.gibbs(z, 0.7)
+    torch.testing.assert_close(p[0], torch.softmax(z[0] / 0.7, -1))
+    assert torch.equal(p[1], torch.zeros(3, dtype=torch.float64))
+
+
+def test_a_bool_is_not_an_epsilon() -> None:
+    with pytest.raises(InvalidArgumentError):
+        hm.lse(torch.zeros(3), True)  # type: ignore[arg-type]
