@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hjplug.errors import HJPlugError
+from hjplug.errors import HJPlugError, InvalidArgumentError
 from hjplug.passes.inputs import accepted_inputs, synthesize_inputs
 from hjplug.report import InspectReport, NearMiss
 from hjplug.spec import Exactness, HJSpec
@@ -73,6 +73,11 @@ def inspect(
     from hjplug.modules import HJModule
 
     say = progress or (lambda _msg: None)
+    if model is not None and not isinstance(model, nn.Module | str | os.PathLike):
+        raise InvalidArgumentError(
+            "model", "a torch.nn.Module, a local Hugging Face model directory, a cached model "
+            "id, a config.json or an .onnx file (None: the bundled all-MiniLM-L6-v2)", model,
+            where="hjplug.inspect", hint="Pass the model object itself, or its path as a str.")
     source, config, name = "user module", getattr(model, "config", None), None
     if isinstance(model, str | os.PathLike) and str(model).lower().endswith(".onnx"):
         from hjplug.passes.onnx import inspect_onnx
@@ -147,6 +152,12 @@ def convert(
         from hjplug.integrations.huggingface import enable
 
         return enable(model, inplace=inplace, stats=stats)
+    if inplace and _is_pretrained(model):
+        raise HJPlugError(f"convert({type(model).__name__}, example_inputs, inplace=True): "
+                          "in-place conversion is the Hugging Face path, taken only without "
+                          "example_inputs; with them the model is captured with torch.export "
+                          "and rewritten into a new module. Drop example_inputs (attention "
+                          "routed through hjplug in place) or inplace=True (a new FX module).")
     if inplace:
         raise HJPlugError(f"convert({type(model).__name__}, inplace=True): in-place conversion "
                           "exists only for Hugging Face models (attention routed through hjplug); "
@@ -181,13 +192,33 @@ def deform(model: nn.Module, scale: float | Sequence[float], layers: Any = None,
     """
     from hjplug.modules import HJModule
 
+    scale = _scale_arg(scale)
     if isinstance(model, HJModule):
         from hjplug.instrument.fx_deformation import FXDeformation
 
         return FXDeformation(model, scale, layers, heads)  # type: ignore[arg-type]
+    if not (isinstance(model, nn.Module) and _is_pretrained(model)):
+        what = type(model).__name__
+        raise HJPlugError(f"hjplug.deform: expected an hjplug.convert result or a Hugging Face "
+                          f"model converted with hjplug.convert(model); got {what}. Convert it "
+                          "first: hj = hjplug.convert(model, example_inputs), then "
+                          "hjplug.deform(hj, scale).")
     from hjplug.integrations.huggingface import deform as hf_deform
 
     return hf_deform(model, scale, layers=layers, heads=heads)
+
+
+def _scale_arg(scale: Any) -> Any:
+    """λ as the deformations take it: a number or a sequence of numbers (a 0-d tensor → its
+    float, a 1-D tensor → its list); anything else refused here with one clear message."""
+    if isinstance(scale, torch.Tensor) and scale.dim() <= 1:
+        return scale.item() if scale.dim() == 0 else scale.tolist()
+    if isinstance(scale, int | float) or (isinstance(scale, Sequence) and
+                                            not isinstance(scale, str | bytes)):
+        return scale
+    raise InvalidArgumentError("scale", "a finite λ ≥ 0 (0 = hard-max attention), or a sequence "
+                               "of such values, one per chosen head", scale, where="hjplug.deform",
+                               hint="Pass a float such as 0.5.")
 
 
 def _is_pretrained(model: nn.Module) -> bool:
@@ -292,8 +323,11 @@ def load_model(source: str | os.PathLike[str] | None = None, *, text: str | None
         return _from_dir(path, text)
     if path.is_file():
         if path.suffix != ".json":
+            hint = (" hjplug reads ONNX files with `hjplug inspect FILE.onnx` (hjplug.inspect); "
+                    "the other commands need the PyTorch / Hugging Face model: pass its "
+                    "directory or config.json.") if path.suffix.lower() == ".onnx" else ""
             raise ModelLoadError(f"{path}: expected a model directory or a config.json; got a "
-                                 f"{path.suffix or 'suffix-less'} file.")
+                                 f"{path.suffix or 'suffix-less'} file.{hint}")
         return _from_config_file(path)
     looks_like_path = (os.sep in str(source) and not _is_model_id(str(source))) or \
         str(source).startswith((".", "~")) or str(source).endswith(".json")
@@ -311,7 +345,9 @@ def _is_model_id(s: str) -> bool:
 def _from_dir(path: Path, text: str, name: str | None = None) -> Loaded:
     tf = _transformers()
     if not (path / "config.json").is_file():
-        raise ModelLoadError(f"{path}: not a Hugging Face model directory (no config.json).")
+        raise ModelLoadError(f"{path}: not a Hugging Face model directory (no config.json). "
+                             "Pass a directory holding config.json (and its weight files), "
+                             "or a config.json itself.")
     config = _config_from_file(path / "config.json")
     has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
     try:
@@ -348,10 +384,14 @@ def _config_from_file(path: Path) -> Any:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: not readable JSON ({_short(exc)}).") from exc
+        raise ModelLoadError(f"{path}: not readable JSON ({_short(exc)}); expected a "
+                             "transformers config.json. The file may be truncated: restore it "
+                             "or pass the model directory.") from exc
     model_type = data.pop("model_type", None) if isinstance(data, dict) else None
     if not model_type:
-        raise ModelLoadError(f"{path}: no 'model_type' field; hjplug cannot tell the architecture.")
+        raise ModelLoadError(f"{path}: no 'model_type' field; hjplug cannot tell the "
+                             "architecture. Add it as transformers writes it (e.g. "
+                             "\"model_type\": \"bert\"), or pass the model directory.")
     from transformers import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:

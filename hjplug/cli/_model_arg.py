@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from hjplug.errors import HJPlugError
 
 if TYPE_CHECKING:  # pragma: no cover
     from hjplug.api import Loaded
 
-__all__ = ["MODEL_HELP", "TEXT_HELP", "add_model_argument", "add_text_argument", "load",
-           "offline"]
+__all__ = ["MODEL_HELP", "TEXT_HELP", "OutputPathError", "add_model_argument",
+           "add_text_argument", "check_output", "load", "offline"]
 
 MODEL_HELP = ("model directory, cached model id, or config.json (default: bundled "
               "all-MiniLM-L6-v2)")
@@ -48,3 +51,38 @@ def load(model: str | None, text: str | None = None) -> Loaded:
     from hjplug import api
 
     return api.load_model(model, text=text)
+
+
+class OutputPathError(HJPlugError):
+    """An output path (-o, --save, --plot) that cannot or must not be written."""
+
+
+def check_output(path: str | os.PathLike[str], model: str | None, option: str,
+                 example: str, *, make_parents: bool = False) -> Path:
+    """Refuse a bad output path before any work: a directory, a missing (or, with
+    `make_parents`, uncreatable) or unwritable directory, or a path that would overwrite the
+    MODEL being read (the model file itself, or an existing file of the model directory)."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise OutputPathError(f"{out}: is a directory; {option} expects a file path such as "
+                              f"{out / example}: give a file name or choose another path.")
+    if model is not None and (src := Path(model).expanduser()).exists():
+        rsrc, rout = src.resolve(), out.resolve()
+        if rout == rsrc or (src.is_dir() and out.exists() and rsrc in rout.parents):
+            raise OutputPathError(
+                f"{out}: {option} would overwrite the model being read ({src}); choose another "
+                f"path, e.g. {example}.")
+    parent = out.parent if str(out.parent) else Path(".")
+    if make_parents:  # the writer creates missing directories: check the nearest that exists
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputPathError(f"{out}: {parent} is a file, not a directory; choose another "
+                              f"{option} path.")
+    if not parent.is_dir():
+        raise OutputPathError(f"{out}: the directory {parent} does not exist; create it "
+                              f"(mkdir -p) or choose another {option} path.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{out}: the directory {parent} is not writable; choose another "
+                              f"{option} path.")
+    return out

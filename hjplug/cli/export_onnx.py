@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hjplug.cli._model_arg import add_model_argument, load
+from hjplug.cli._model_arg import add_model_argument, check_output, load
 
 __all__ = ["register", "run", "run_export_cli"]
 
@@ -46,6 +46,7 @@ def run_export_cli(model_ref: str, out: str, stats: bool = False,
         from hjplug.passes.onnx.io import check_destination
 
         check_destination(out)  # before loading: a bad output path fails fast
+        check_output(out, model_ref, "OUT.onnx", "model.hj.onnx")  # never onto the model
         loaded = load(model_ref)
         result = export_onnx(loaded.model, out, loaded.inputs, stats=stats, opset=opset)
     except HJPlugError as err:

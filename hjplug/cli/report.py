@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hjplug.cli._model_arg import add_model_argument, add_text_argument, load
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, check_output, load
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     check_syntax(args.query, args.fold_head)  # before loading: negative indices
     out = Path(args.output)
     check_writable(out)  # fail before the slow part
+    check_output(out, args.model, "-o", "report.html" if args.format == "html" else "report.md")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

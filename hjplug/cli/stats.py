@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from hjplug.cli._model_arg import add_model_argument, add_text_argument, load
+from hjplug.cli._model_arg import (
+    OutputPathError,
+    add_model_argument,
+    add_text_argument,
+    check_output,
+    load,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,12 +43,18 @@ def run(args: argparse.Namespace) -> int:
     from hjplug.instrument.sweep import run_model
 
     stats = check_stats([s.strip() for s in args.stats.split(",") if s.strip()], "hjplug stats")
+    if args.save:  # before loading: a bad path fails fast, and never overwrites the model
+        check_output(args.save, args.model, "--save", "stats.json", make_parents=True)
     loaded = load(args.model, text=args.text)
     with instrument(loaded.model, stats=stats) as rec:
         run_model(loaded.model, loaded.inputs)
     summary = rec.summary()
     if args.save:
-        rec.save(args.save)
+        try:
+            rec.save(args.save)
+        except OSError as exc:
+            raise OutputPathError(f"{args.save}: --save failed ({exc.strerror or exc}); no partial "
+                                  "file was left there. Choose another path.") from exc
     if args.json:
         print(json.dumps({"model": loaded.name, "source": loaded.source,
                           "heads": [{k: _jsonable(v) for k, v in r.items()}

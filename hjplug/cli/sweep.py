@@ -7,7 +7,7 @@ import argparse
 import json
 import math
 
-from hjplug.cli._model_arg import add_model_argument, add_text_argument, load
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, check_output, load
 from hjplug.errors import InvalidArgumentError
 
 
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     scales = parse_scales(args.scales)
     layers, heads = _ints(args.layers, "--layers"), _ints(args.heads, "--heads")
+    if args.plot:  # before the sweep: a bad path fails fast, and never overwrites the model
+        check_output(args.plot, args.model, "--plot", "sweep.png")
     loaded = load(args.model, text=args.text)
     sw = sweep(loaded.model, loaded.inputs, scales, layers=layers, heads=heads,
                folds=not args.no_folds, progress=None if not args.json else False,

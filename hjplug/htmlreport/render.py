@@ -66,11 +66,16 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         match_plain_write(tmp, path)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # also Ctrl-C: no temporary file is left behind
         Path(tmp).unlink(missing_ok=True)
-        raise ReportWriteError(f"{path}: write failed ({exc.strerror or exc}).") from exc
+        if isinstance(exc, OSError):
+            raise ReportWriteError(f"{path}: write failed ({exc.strerror or exc}); nothing was "
+                                   "written there. Choose another -o path.") from exc
+        raise
 
 
 def _e(x: object) -> str:
