@@ -23,13 +23,13 @@ def stats_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _positive_float(name: str, value: float, where: str) -> float:
-    if isinstance(value, Tensor):
+    if isinstance(value, Tensor) and value.numel() == 1:
         value = float(value)
-    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(
-            name, "a finite number > 0", value, where=where,
-            hint="ε > 0 is the viscosity / temperature; scale = 1/ε.",
-        )
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value) or value <= 0:
+        hint = ("ε > 0 is the viscosity / temperature; scale = 1/ε." if name == "scale" else
+                "ε > 0 is the viscosity (softmax temperature); ε → 0 is the hard max.")
+        raise InvalidArgumentError(name, "a finite number > 0", value, where=where, hint=hint)
     return float(value)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from torch import nn
+from torch import Tensor, nn
 
 from hjplug.errors import InvalidArgumentError
 from hjplug.integrations.huggingface.blocks import attention_blocks, deformed_spec
@@ -56,8 +56,14 @@ def _set(mod: nn.Module, st: ModuleState, scale: tuple[float, ...] | None) -> No
 
 
 def _scales(scale: float | Sequence[float], n: int) -> tuple[float, ...]:
-    vals = [scale] if isinstance(scale, int | float) else list(scale)
-    ok = all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in vals)
+    if isinstance(scale, int | float):
+        vals = [scale]
+    elif isinstance(scale, Sequence) and not isinstance(scale, str | bytes):
+        vals = list(scale)
+    else:
+        vals = [scale]  # refused below
+    ok = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+             and v >= 0 for v in vals)
     if not ok or (len(vals) != 1 and len(vals) != n):
         raise InvalidArgumentError(
             "scale", f"a finite λ ≥ 0 (0 = tropical), or {n} such values (one per chosen head)",
@@ -70,6 +76,8 @@ def deform(model: nn.Module, scale: float | Sequence[float],
            heads: Sequence[int] | int | None = None) -> Deformation:
     """Set ε_h → λ·ε_h on `layers` (indices into specs(model), or module paths; None = all)
     and `heads` (query-head indices; None = all). Persistent; a context manager restores."""
+    if isinstance(scale, Tensor) and scale.dim() <= 1:  # one λ (0-d) or one per head (1-D)
+        scale = float(scale) if scale.dim() == 0 else scale.detach().cpu().tolist()
     sts = states(model, "deform")
     mods = [m for _, m, _ in attention_blocks(model)]
     paths = [st.path for st in sts]
