@@ -77,7 +77,10 @@ def check_finite(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
 
 
 _NOISY_LOGGERS = ("torch.fx.experimental.symbolic_shapes", "torch._export", "torch.export",
-                  "torch._dynamo", "torch._functorch")
+                  "torch._dynamo", "torch._functorch", "torch._subclasses.fake_tensor")
+# fake_tensor logs a failing op's whole traceback at ERROR level before re-raising it: the
+# capture's own message reports that failure, so only its CRITICAL records pass
+_SILENT_BELOW = {"torch._subclasses.fake_tensor": logging.CRITICAL}
 
 
 @contextlib.contextmanager
@@ -87,7 +90,7 @@ def _quiet_torch_logs() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.ERROR)
+        lg.setLevel(_SILENT_BELOW.get(lg.name, logging.ERROR))
     buffer = io.StringIO()
     ok = False
     try:
@@ -251,7 +254,8 @@ def _symbolic_trace(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModu
     gm = fx.GraphModule(model, graph, type(model).__name__)
     if kwargs:
         raise CaptureError("symbolic_trace capture takes positional example inputs only")
-    ShapeProp(gm).propagate(*args)
+    with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints its own traceback
+        ShapeProp(gm).propagate(*args)
     for node in gm.graph.nodes:
         tm = node.meta.get("tensor_meta")
         if tm is not None and hasattr(tm, "shape"):

@@ -223,7 +223,14 @@ class Recorder:
                 torch.save({"stats": stats, "summary": summary, "paths": self.paths,
                             "meta": meta}, f)
 
-        _atomic_write(target, write)
+        if target.is_dir():
+            raise HJPlugError(f"Recorder.save: {target} is a directory; give a file path such "
+                              f"as {target / 'stats.pt'} (or .json for the summary).")
+        try:
+            _atomic_write(target, write)
+        except OSError as exc:  # a parent that is a file, no permission, disk full, …
+            raise HJPlugError(f"Recorder.save: cannot write {target} ({exc.strerror or exc}); "
+                              "choose a writable file path.") from exc
         return target
 
 

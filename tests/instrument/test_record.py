@@ -254,7 +254,7 @@ def test_save_is_atomic_and_round_trips(tmp_path, monkeypatch) -> None:
     torch.testing.assert_close(back["stats"]["layers.1.attn.entropy"],
                                rec["layers.1.attn.entropy"])
     monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk")))
-    with pytest.raises(OSError, match="disk"):
+    with pytest.raises(HJPlugError, match=r"cannot write .*broken.pt \(disk\)"):
         rec.save(tmp_path / "broken.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.json", "rec.pt"]
 
