@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
             "folds": [{"eps": f.eps, "eps_lo": f.eps_lo, "eps_hi": f.eps_hi,
                        "minima_before": f.minima_before, "minima_after": f.minima_after,
                        "min_abs_eigenvalue": f.min_abs_eigenvalue} for f in sw.folds],
+            "exits": [{"eps": f.eps, "eps_lo": f.eps_lo, "eps_hi": f.eps_hi,
+                       "minima_before": f.minima_before, "minima_after": f.minima_after}
+                      for f in _exits(sw)],
             "fold_source": sw.fold_source, "plot": args.plot}, indent=2, allow_nan=False))
         return 1 if sw.violations else 0
     from rich.console import Console
@@ -125,9 +128,20 @@ def run(args: argparse.Namespace) -> int:
             lam = f.eps / (sw.fold_scan.eps[0] / scales_min(sw))
             out.print(f"  ε ≈ {f.eps:.4g} (λ ≈ {lam:.4g}): minima {f.minima_before} → "
                       f"{f.minima_after}, smallest |eigenvalue| {f.min_abs_eigenvalue:.3g}")
+        exits = _exits(sw)
+        if exits:  # a minimum drifting out of the scanned segment: no bifurcation
+            out.print(f"minima leaving the scanned segment (not folds): {len(exits)}")
+            for f in exits:
+                out.print(f"  ε ≈ {f.eps:.4g}: minima {f.minima_before} → {f.minima_after}")
     if args.plot:
         out.print(f"plot: {args.plot}")
     return 1 if sw.violations else 0
+
+
+def _exits(sw: object) -> tuple:
+    """Minima the fold scan saw leave its segment (FoldScan.exits), () without a scan."""
+    scan = getattr(sw, "fold_scan", None)
+    return tuple(getattr(scan, "exits", ()) or ())
 
 
 def scales_min(sw: object) -> float:

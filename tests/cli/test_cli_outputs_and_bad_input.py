@@ -119,3 +119,13 @@ def test_export_onnx_never_overwrites_the_model_it_reads(config, capsys, no_load
     line = _one_line(capsys.readouterr().err, "export-onnx")
     assert "would overwrite" in line and "choose another" in line
     assert config.read_text() == text
+
+
+def test_sweep_lists_exits_apart_from_folds() -> None:
+    from types import SimpleNamespace
+
+    from hjplug.cli.sweep import _exits
+
+    exit_ = SimpleNamespace(eps=0.5, eps_lo=0.4, eps_hi=0.6, minima_before=2, minima_after=1)
+    assert _exits(SimpleNamespace(fold_scan=SimpleNamespace(exits=(exit_,)))) == (exit_,)
+    assert _exits(SimpleNamespace(fold_scan=None)) == ()

@@ -128,6 +128,7 @@ def test_cli_sweep(config_json, capsys, tmp_path) -> None:
                  "--plot", str(png)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["scales"]) == 3 and data["monotonicity"]["violations"] == 0
+    assert isinstance(data["folds"], list) and isinstance(data["exits"], list)  # exits ≠ folds
     assert png.stat().st_size > 1000
     assert main(["sweep", config_json, "--scales", "0,1"]) == 2
     assert "scales" in capsys.readouterr().err
