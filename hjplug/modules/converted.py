@@ -73,6 +73,30 @@ class HJModule(nn.Module):
                 f"{self.source_class} was converted for other input shapes ({exc}); convert "
                 "with example inputs of these shapes, or with hjplug.convert(..., dynamic=True)."
             ) from exc
+        except RuntimeError as exc:  # e.g. fp64 inputs into an fp32 capture (mat1 / mat2 dtype)
+            bad = self._dtype_mismatch(args)
+            if bad is None:
+                raise
+            from hjplug.errors import HJPlugError
+
+            raise HJPlugError(
+                f"{self.source_class} was converted with {bad[1]} example input {bad[0]}, got "
+                f"{bad[2]}; pass {bad[1]} inputs (x.to({bad[1]})), or convert the model in that "
+                f"dtype (model.to(...)) with example inputs of that dtype.") from exc
+
+    def _dtype_mismatch(self, args: tuple[Any, ...]) -> tuple[int, Any, Any] | None:
+        """(input index, captured dtype, given dtype) of the first floating-point input whose
+        dtype differs from the one captured, or None."""
+        import torch
+
+        holders = [n for n in self.graph_module.graph.nodes if n.op == "placeholder"]
+        for i, (a, n) in enumerate(zip(args, holders, strict=False)):
+            val = n.meta.get("val")
+            if (isinstance(a, torch.Tensor) and isinstance(val, torch.Tensor)
+                    and a.is_floating_point() and val.is_floating_point()
+                    and a.dtype != val.dtype):
+                return i, val.dtype, a.dtype
+        return None
 
     def extra_repr(self) -> str:
         return f"source={self.source_class}, steps={len(self.steps)}"
