@@ -1,5 +1,9 @@
 """The public kernel entry points: validate, then call the `hjplug::<op>` custom op (which
-dispatches to Triton or the reference twin through the registry)."""
+dispatches to Triton or the reference twin through the registry).
+
+Shapes, dtypes, devices and ε are validated; values are not: a NaN input gives NaN in the rows it
+reaches (as torch's own ops do; a NaN check would read every input and synchronise the GPU on
+every call). The instrumentation flags such rows in its `nan` statistic."""
 
 from __future__ import annotations
 
