@@ -17,7 +17,7 @@ from torch import fx
 
 from hjplug.passes.fx.context import RuleContext
 from hjplug.passes.fx.extract import external_inputs, extract_subgraph, schema_args
-from hjplug.passes.fx.graph import module_class, module_path, op_name, shape
+from hjplug.passes.fx.graph import is_param, module_class, module_path, op_name, shape
 from hjplug.passes.fx.match import Match, NoMatch, Rewrite
 from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
 
@@ -75,9 +75,15 @@ def _region_notes(ctx: RuleContext, path: str, k: Any) -> list[str]:
     notes = []
     if {"neg", "cat"} <= ops:
         notes.append("RoPE on q, k")
-    k_ops, _, _ = _ancestor_ops(k, limit=12)
+    k_ops, _, k_nodes = _ancestor_ops(k, limit=12)
     if "expand" in k_ops and ({"reshape", "view", "_unsafe_view"} & k_ops):
         notes.append("grouped-query (repeat_kv)")
+    elif "expand" in k_ops:  # one kv head broadcast over the query heads (multi-query)
+        for n in k_nodes:
+            src, out = (shape(n.args[0]), shape(n)) if op_name(n) == "expand" else (None, None)
+            if src and out and len(src) == len(out) >= 3 and src[-3] == 1 != out[-3]:
+                notes.append(f"multi-query (1 kv head broadcast over {out[-3]} heads by expand)")
+                break
     return notes
 
 
@@ -172,15 +178,19 @@ def _leads_to_matmul(x: Any, depth: int = 8) -> bool:
     return False
 
 
-def _walk_scores(sm: fx.Node
-                 ) -> tuple[list[fx.Node], list[tuple[fx.Node, float]], float, Any] | str:
-    """softmax input back to the q·kᵀ op: (chain, biases, scale, qk node) or a reason.
+_Scores = tuple[list[fx.Node], list[tuple[fx.Node, float]], float, Any, list[float]]
+
+
+def _walk_scores(sm: fx.Node) -> _Scores | str:
+    """softmax input back to the q·kᵀ op: (chain, biases, scale, qk node, fills) or a reason.
 
     Each bias comes with its own factor: the product of the scalar mul / div between its add
     and the softmax (times add's alpha / baddbmm's beta), i.e. the softmax input is
-    scale·(q kᵀ) + Σ factor·bias. A bias added before a later scaling has factor ≠ 1."""
+    scale·(q kᵀ) + Σ factor·bias. A bias added before a later scaling has factor ≠ 1.
+    `fills`: the constant values masked_fill writes, as they reach the softmax (× factor)."""
     chain: list[fx.Node] = []
     biases: list[tuple[fx.Node, float]] = []
+    fills: list[float] = []
     scale = 1.0
     cur: Any = sm.args[0]
     while True:
@@ -188,14 +198,14 @@ def _walk_scores(sm: fx.Node
             return "softmax of a constant"
         name = op_name(cur)
         if name in _MATMUL:
-            return chain, biases, scale, cur
+            return chain, biases, scale, cur, fills
         if name == "baddbmm":  # β·bias + α·q kᵀ (ALiBi in Bloom)
             a = schema_args(cur)
             if isinstance(a.get("self"), fx.Node):
                 beta = _scalar(a.get("beta", 1.0))
                 biases.append((a["self"], scale * (1.0 if beta is None else beta)))  # type: ignore[arg-type]
             scale *= float(a.get("alpha", 1.0))  # type: ignore[arg-type]
-            return chain, biases, scale, cur
+            return chain, biases, scale, cur, fills
         if name in _CAST | _SHAPE:
             chain.append(cur)
             cur = cur.args[0]
@@ -216,10 +226,51 @@ def _walk_scores(sm: fx.Node
             chain.append(cur)
             cur = cur.args[0]
         elif name == "masked_fill":
+            value = _scalar(cur.args[2]) if len(cur.args) > 2 else None
+            if value is not None:
+                fills.append(value * scale)
             chain.append(cur)
             cur = cur.args[0]
+        elif name in ("mul", "mul_", "div", "div_") and isinstance(cur.args[1], fx.Node):
+            t = cur.args[1]
+            what = "a parameter or buffer; " if is_param(t) else ""
+            return (f"aten.{name} by the tensor {t.name} ({what}a runtime or learnable "
+                    "temperature, not a constant ε)")
         else:
             return f"aten.{name}" if name else cur.op
+
+
+def _operand_scale(x: Any, user: fx.Node) -> tuple[fx.Node, float] | None:
+    """(y, c) when the q·kᵀ operand `x` is y·c or y/c for a Python scalar c, used only by
+    `user` (a pre-scaled query, e.g. timm or nn.MultiheadAttention with need_weights)."""
+    if not isinstance(x, fx.Node) or op_name(x) not in ("mul", "div") or len(x.args) < 2:
+        return None
+    c = _scalar(x.args[1])
+    users = [u for u in x.users if op_name(u) != "_assert_tensor_metadata"]
+    if c is None or c == 0 or users != [user] or not isinstance(x.args[0], fx.Node):
+        return None
+    return x.args[0], (c if op_name(x) == "mul" else 1.0 / c)
+
+
+_CONTRACT = _MATMUL | {"einsum", "baddbmm"}
+
+
+def _weights_contraction(sm: fx.Node, depth: int = 8) -> str | None:
+    """Name of the op that contracts the softmax weights (through casts / dropout / reshapes):
+    'matmul', 'einsum', …; None when they are not contracted (a readout)."""
+    todo, seen = [sm], set()
+    while todo:
+        n = todo.pop()
+        if n in seen or len(seen) > depth * 4:
+            continue
+        seen.add(n)
+        for u in n.users:
+            name = op_name(u)
+            if name in _CONTRACT:
+                return name
+            if name in _CAST | _DROPOUT | _SHAPE | {"transpose", "permute", "getitem"}:
+                todo.append(u)
+    return None
 
 
 def _walk_values(sm: fx.Node) -> tuple[list[fx.Node], fx.Node] | None:
@@ -266,27 +317,56 @@ def _prescaled_biases(ctx: RuleContext, biases: list[tuple[fx.Node, float]], pv:
 
 def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     from hjplug.modules.attention import HJAttentionStep
+    from hjplug.modules.attention_bias import REMOVED_BELOW
 
     path = module_path(sm)
     dim = sm.args[1] if len(sm.args) > 1 else sm.kwargs.get("dim", -1)
     rank = len(shape(sm) or ())
+    contracted = _weights_contraction(sm)
     if dim not in (-1, rank - 1):
-        return NoMatch(NAME, sm.name, path, f"softmax over dim {dim}, not the key axis (-1)")
+        reason = f"softmax over dim {dim}, not the key axis (-1)"
+        if contracted:  # e.g. normalised over the queries
+            reason += (f", then contracted by aten.{contracted}: not the q·kᵀ → softmax(-1) → "
+                       "·v form (weights normalised over another axis); not read as attention")
+        return NoMatch(NAME, sm.name, path, reason, sticky=contracted is not None)
     back = _walk_scores(sm)
     fwd = _walk_values(sm)
     if isinstance(back, str):
         how = back
-        reason = (f"attention-like (softmax weights · v) but the scores pass through {how}, "
-                  "which the attention rule does not read" if fwd is not None else
+        reason = (f"attention-like (softmax weights · v by aten.{contracted}) but the scores "
+                  f"pass through {how}, which the attention rule does not read"
+                  if contracted else
                   f"softmax not fed by a q·kᵀ matmul (its input comes from {how})")
-        return NoMatch(NAME, sm.name, path, reason, sticky=fwd is not None)
+        return NoMatch(NAME, sm.name, path, reason, sticky=contracted is not None)
     if fwd is None:
-        return NoMatch(NAME, sm.name, path,
-                       "softmax weights are not contracted with values by a matmul")
-    pre, biases, scale, qk = back
+        reason = ("softmax weights are not contracted with values by a matmul"
+                  if not contracted else
+                  f"softmax weights are contracted with values by aten.{contracted}, which the "
+                  "attention rule does not read" if contracted not in _MATMUL else
+                  f"softmax weights reach aten.{contracted} only after a transpose / permute or "
+                  "as its second operand (normalised over the other axis, e.g. the queries); "
+                  "not read as attention")
+        return NoMatch(NAME, sm.name, path, reason, sticky=contracted is not None)
+    pre, biases, scale, qk, fills = back
     post, pv = fwd
-    chain = [qk, *pre, sm, *post, pv]
-    q, kt = (qk.args[1], qk.args[2]) if op_name(qk) == "baddbmm" else (qk.args[0], qk.args[1])
+    qi = 1 if op_name(qk) == "baddbmm" else 0
+    q, kt = qk.args[qi], qk.args[qi + 1]
+    prescaled: list[fx.Node] = []  # q·c / kᵀ·c feeding q·kᵀ: c is part of the scale
+    for operand in (q, kt):
+        found = _operand_scale(operand, qk)
+        if found is not None:
+            prescaled.append(operand)  # type: ignore[arg-type]
+            scale *= found[1]
+    if prescaled:
+        q = _operand_scale(q, qk)[0] if q in prescaled else q  # type: ignore[index]
+        kt = _operand_scale(kt, qk)[0] if kt in prescaled else kt  # type: ignore[index]
+    if scale <= 0:
+        return NoMatch(NAME, sm.name, path,
+                       f"attention-like, but the scores enter the softmax with a factor "
+                       f"{scale:.4g} on q·kᵀ (negative or zero): softmax(−c·q·kᵀ) favours "
+                       "dissimilar keys, no temperature ε = 1/scale > 0; not read as attention",
+                       sticky=True)
+    chain = [*prescaled, qk, *pre, sm, *post, pv]
     v = pv.args[1]
     qs = shape(q)
     if qs is None or not all(isinstance(t, fx.Node) for t in (q, kt, v)):
@@ -310,13 +390,25 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     # bias included: a temperature); it also returns z for the "scores" / "stats" points
     deform = None if simple else extract_subgraph(ordered, inputs, (pv, sm.args[0]),
                                                   scale_logits=sm.args[0])
-    eps = 1.0 / scale if scale > 0 else 1.0
+    eps = 1.0 / scale
     notes = _region_notes(ctx, path, kt)
     notes += [d for b, _ in biases for d in _describe_mask(b, ctx, path)]
     if op_name(qk) == "baddbmm":
         notes.append("ALiBi / additive bias fused in baddbmm")
     if scale == 1.0:
         notes.append("no explicit scale (ε = 1; any 1/√d folded into the weights)")
+    if prescaled:
+        notes.append("scale applied to q / kᵀ before q·kᵀ (folded into ε)")
+    if len(qs) == 3:
+        notes.append("3-D [batch·heads, S, d] layout: 'heads' counts batch × heads")
+    notes += [f"masked_fill with {f:g} (finite, above the −1e30 removed-atom rule): those keys "
+              "stay atoms — counted in k_i, weight 0 only by underflow, scaled with the logits "
+              "under deformation" for f in fills if f > REMOVED_BELOW and math.isfinite(f)]
+    outside = [u for n in (sm, *post) for u in n.users
+               if u not in chain and op_name(u) != "_assert_tensor_metadata"]
+    if outside:
+        notes.append("the softmax weights are also used outside the block (e.g. returned "
+                     "attention weights): those stay the model's at any deformed ε")
     notes += [f"bias added before a scaling (enters the logits as {f:.4g}·b)"
               for _, f in biases if f != 1.0]
     heads = qs[-3] if len(qs) >= 3 else 1
@@ -332,6 +424,53 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
                                            deform_core=deform))
 
 
+_GATE_OPS = {"sigmoid", "div", "div_", "mul", "mul_", "add", "add_", "sub", "rsub", "relu",
+             "elu", "exp", "neg", "tanh", "gelu", "silu", "softplus", "masked_fill", "where",
+             "pow", "square", "abs"}
+
+
+_VIEWS = {"t", "numpy_T", "mT", "adjoint", "transpose", "permute", "expand", "unsqueeze",
+          "squeeze", "select", "slice"}
+
+
+def _activation_like(x: Any, depth: int = 4) -> bool:
+    """Not a parameter (through casts / views): q, k, v computed from the input."""
+    while isinstance(x, fx.Node) and depth >= 0:
+        if is_param(x) or x.op == "get_attr":
+            return False
+        if op_name(x) not in _CAST | _SHAPE | _VIEWS:
+            return x.op != "placeholder" or not x.name.startswith(("p_", "b_", "c_"))
+        x, depth = x.args[0], depth - 1
+    return isinstance(x, fx.Node)
+
+
+def _unnormalised(pv: fx.Node) -> NoMatch | None:
+    """A near-miss for weights · v whose weights come from q·kᵀ through elementwise ops and no
+    softmax (sigmoid attention, linear attention φ(q)φ(k)ᵀ / row sum): not a Gibbs average."""
+    if len(pv.args) < 2 or not _activation_like(pv.args[1]):
+        return None
+    ops: list[str] = []
+    cur: Any = pv.args[0]
+    for _ in range(8):
+        if not isinstance(cur, fx.Node):
+            return None
+        name = op_name(cur)
+        if name in _CONTRACT and ops and all(_activation_like(a) for a in cur.args[:2]):
+            if not set(ops) - _CAST - _SHAPE:
+                return None
+            via = ", ".join(dict.fromkeys(f"aten.{o}" for o in reversed(ops)
+                                          if o not in _CAST | _SHAPE))
+            return NoMatch(NAME, pv.name, module_path(pv),
+                           f"attention-like (weights · v, weights from q·kᵀ through {via}) but "
+                           "no softmax over the keys: not an LSE / Gibbs average; not read as "
+                           "attention")
+        if name not in _GATE_OPS | _CAST | _SHAPE or not cur.args:
+            return None
+        ops.append(name)
+        cur = cur.args[0]
+    return None
+
+
 class AttentionRule:
     name = NAME
 
@@ -345,6 +484,12 @@ class AttentionRule:
                 out.append(_sdpa(ctx, node))
             elif name in _SOFTMAX:
                 out.append(_eager(ctx, node))
+        taken = {n for m in out if isinstance(m, Match) for n in m.claims}
+        for node in ctx.graph.nodes:
+            if op_name(node) in _CONTRACT and node not in ctx.claimed and node not in taken:
+                miss = _unnormalised(node)
+                if miss is not None:
+                    out.append(miss)
         return out
 
 

@@ -58,6 +58,10 @@ def _check(node: fx.Node) -> Match | NoMatch:
         post = ("mul", _scalar(users[0].args[1]))
         anchor = users[0]
     notes = "temperature from the logit scaling" if pre else "ε = 1 (unscaled logits)"
+    scaler = z.args[1] if op_name(z) in ("div", "mul") and len(z.args) > 1 else None
+    if not pre and isinstance(scaler, fx.Node):  # a runtime temperature (e.g. a learned one)
+        notes = (f"logits {op_name(z)} by the tensor {scaler.name} (a runtime temperature): "
+                 "ε = 1 is relative to the already scaled logits")
     spec = HJSpec(
         path=path or "(root)", kind=BlockKind.LSE,
         hamiltonian=Hamiltonian(_FORMULA[op], {"op": op, "atoms": (shape(z) or (0,))[dim]}),
