@@ -105,8 +105,9 @@ def _inferred(model: onnx.ModelProto, names: set[str]) -> dict[str, onnx.ValueIn
 def add_stats(model: onnx.ModelProto, threshold: float
               ) -> tuple[tuple[StatOutput, ...], tuple[str, ...]]:
     """Add the statistics outputs in place: every HJAttentionStep body whose scores pass through
-    one Softmax gets outputs (LSE, H); each call gets two graph outputs. Returns the outputs
-    added and notes on blocks left without statistics."""
+    one Softmax gets outputs (LSE, H); each call gets two graph outputs. Returns the statistics
+    outputs (also those a file exported with stats already had: adding twice changes nothing)
+    and notes on blocks left without statistics."""
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     calls = [n for n in model.graph.node if n.domain == "hjplug" and n.op_type == _ATTENTION]
     if calls and opset < MIN_STATS_OPSET:
@@ -118,7 +119,7 @@ def add_stats(model: onnx.ModelProto, threshold: float
             continue
         z = _softmax_input(f)
         ready[f.overload] = z is not None
-        if z is None:
+        if z is None or any("hs_lse" in n.output for n in f.node):  # none, or already added
             continue
         k = len(f.output)
         lse, ent = f"y{k}", f"y{k + 1}"
@@ -132,11 +133,18 @@ def add_stats(model: onnx.ModelProto, threshold: float
             skipped.append(path)
             continue
         names = [output_name(path, s) for s in STATS]
+        if "hjplug.stats" in _meta(call):  # added before (a file exported with stats)
+            added += [StatOutput(name, path, stat) for name, stat in zip(names, STATS,
+                                                                         strict=True)]
+            continue
         call.output.extend(names)
         added += [StatOutput(name, path, stat) for name, stat in zip(names, STATS, strict=True)]
         call.metadata_props.add(key="hjplug.stats", value=json.dumps(names))
-    types = _inferred(model, {s.name for s in added})
+    present = {v.name for v in model.graph.output}
+    types = _inferred(model, {s.name for s in added} - present)
     for s in added:
+        if s.name in present:
+            continue
         model.graph.output.append(types.get(s.name) or helper.make_tensor_value_info(
             s.name, TensorProto.FLOAT, ["batch", f"{s.name}:heads", f"{s.name}:query"]))
     notes = [f"no statistics for {len(skipped)} attention block(s) without an explicit Softmax "

@@ -27,6 +27,7 @@ LEGACY_OPSET = 17  # default opset of the TorchScript fallback
 _SCOPES = "pkg.torch.onnx.name_scopes"
 _CLASSES = "pkg.torch.onnx.class_hierarchy"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MASKS = ("attention_mask", "decoder_attention_mask", "pixel_mask")  # 0/1 padding masks
 _OP = re.compile(r"(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+|prim::\w+|onnx::\w+)")
 
 
@@ -160,9 +161,13 @@ def _probe(path: Path, prep: Prepared, axes: dict[str, dict[int, str]]) -> set[s
     sess = ort.InferenceSession(str(path), sess_options=opts,
                                 providers=["CPUExecutionProvider"])
     feeds = {k: v.detach().cpu().numpy() for k, v in prep.feeds().items()}
+    for k, v in feeds.items():  # padding leaves query rows with no key: their outputs differ
+        if k in _MASKS and not np.issubdtype(v.dtype, np.floating):  # between ORT and PyTorch
+            feeds[k] = np.ones_like(v)
     wanted = {i.name for i in sess.get_inputs()}
     try:
-        sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
+        base = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
+        compare = _close(base, _torch_outputs(prep, feeds))
     except Exception:  # not runnable even at the example's sizes: nothing to learn here
         return set()
     broken = set()
@@ -179,21 +184,34 @@ def _probe(path: Path, prep: Prepared, axes: dict[str, dict[int, str]]) -> set[s
         except Exception:
             broken.add(role)
             continue
-        for g, r in zip(got, ref, strict=False):
-            scale = max(1.0, float(np.max(np.abs(r)))) if r.size else 1.0
-            if g.shape != r.shape or (r.size and not np.nanmax(np.abs(g - r)) <= 1e-3 * scale):
-                broken.add(role)
-                break
+        # values are compared only where they agree at the example's sizes (else: shapes)
+        if not _close(got, ref, values=compare):
+            broken.add(role)
     return broken
+
+
+def _close(got: list, ref: list, values: bool = True) -> bool:
+    """Same shapes and (with `values`) ≤ 1e-3 of the output scale apart."""
+    import numpy as np
+
+    for g, r in zip(got, ref, strict=False):
+        scale = max(1.0, float(np.max(np.abs(r)))) if r.size else 1.0
+        if g.shape != r.shape or (values and r.size
+                                  and not np.nanmax(np.abs(g - r)) <= 1e-3 * scale):
+            return False
+    return True
 
 
 def _export_once(prep: Prepared, path: Path, opset: int | None) -> Exported:
     cls = type(prep.model).__name__
     notes: list[str] = []
+    kept: Path | None = None  # a valid dynamo export at another opset than the one asked for
     try:
         _dynamo(prep, path, opset)
+        _check_dynamo(path, opset)
         exporter = "dynamo"
     except Exception as first:
+        kept = first.kept if isinstance(first, _OtherOpset) else None
         op = failing_op(first)
         notes.append(f"torch.onnx.export(dynamo=True) failed ({op or _first_line(first)}); "
                      "used the TorchScript exporter")
@@ -202,15 +220,27 @@ def _export_once(prep: Prepared, path: Path, opset: int | None) -> Exported:
                 notes.append("attention exported in eager form (TorchScript exporter)")
             exporter = "legacy"
         except Exception as second:
-            op2 = failing_op(second)
-            raise ExportError(
-                f"cannot export {cls} to ONNX. torch.onnx.export(dynamo=True) failed"
-                f"{f' at {op}' if op else ''}: {_first_line(first, op)}; the TorchScript "
-                f"exporter failed{f' at {op2}' if op2 else ''}: {_first_line(second, op2)}. Try: "
-                "use_cache=False and attn_implementation='eager' (Hugging Face), dynamic=False, "
-                "another opset (opset=17 or 18), experts_implementation='batched_mm' for "
-                "mixture-of-experts models, or replace the failing op in the model."
-            ) from second
+            if kept is not None:  # keep the valid dynamo file: say the opset was not honoured
+                kept.replace(path)
+                notes[-1] = (f"requested opset {opset}: torch.onnx.export(dynamo=True) wrote "
+                             f"opset {_opset(onnx.load(str(path)))} and the TorchScript exporter "
+                             f"failed ({failing_op(second) or _first_line(second)}); kept the "
+                             "dynamo export")
+                exporter = "dynamo"
+            else:
+                op2 = failing_op(second)
+                raise ExportError(
+                    f"cannot export {cls} to ONNX. torch.onnx.export(dynamo=True) failed"
+                    f"{f' at {op}' if op else ''}: {_first_line(first, op)}; the TorchScript "
+                    f"exporter failed{f' at {op2}' if op2 else ''}: "
+                    f"{_first_line(second, op2)}. Try: use_cache=False and "
+                    "attn_implementation='eager' (Hugging Face), dynamic=False, another opset "
+                    "(opset=17 or 18), experts_implementation='batched_mm' for "
+                    "mixture-of-experts models, or replace the failing op in the model."
+                ) from second
+    finally:
+        if kept is not None and kept.exists():
+            kept.unlink()
     model = onnx.load(str(path))
     if prep.wrapped:
         _strip_prefix(model, exporter)
@@ -219,6 +249,35 @@ def _export_once(prep: Prepared, path: Path, opset: int | None) -> Exported:
     _save(model, path)
     opset_used = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return Exported(path, exporter, opset_used, axes, tuple(notes))
+
+
+class _OtherOpset(Exception):
+    """The dynamo export is valid but at another opset than the one asked for."""
+
+    def __init__(self, msg: str, kept: Path) -> None:
+        super().__init__(msg)
+        self.kept = kept
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _check_dynamo(path: Path, opset: int | None) -> None:
+    """The dynamo exporter's file must pass onnx.checker (at opset < 18 it can write opset-18
+    attributes, e.g. Split's num_outputs) and hold the opset asked for; else raise (the
+    TorchScript exporter is tried). A valid file at another opset is kept beside `path`."""
+    model = onnx.load(str(path), load_external_data=False)
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as err:
+        raise ValueError(f"its opset-{_opset(model)} model is invalid: "
+                         f"{str(err).splitlines()[0][:200]}") from err
+    got = _opset(model)
+    if opset is not None and got != opset:
+        kept = path.with_name(path.name + ".dynamo")
+        path.replace(kept)  # external data, if any, keeps its name beside it
+        raise _OtherOpset(f"it wrote opset {got}, not the requested opset {opset}", kept)
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:

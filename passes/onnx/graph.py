@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ class GraphIndex:
         for t in self.graph.initializer:
             self.types[t.name] = onnx.helper.make_tensor_type_proto(t.data_type, list(t.dims))
         self.opsets = {o.domain or "": o.version for o in model.opset_import}
+        self._folded: dict[str, np.ndarray | None] = {}
 
     # ---- naming and provenance -------------------------------------------------------------
     def name(self, i: int) -> str:
@@ -134,6 +136,78 @@ class GraphIndex:
             return None
         return float(c.reshape(()))
 
+    def fold(self, value: str, depth: int = 16) -> np.ndarray | None:
+        """The value of `value` when it is computed from constants and *shapes* only (e.g. the
+        TorchScript exporter's SDPA scale 1/√(Shape(q)[-1])), with the static dims that shape
+        inference gave; None when it depends on data or on a symbolic dim."""
+        c = self.constant(value)
+        if c is not None or depth <= 0:
+            return c
+        if value in self._folded:
+            return self._folded[value]
+        self._folded[value] = out = self._fold(value, depth)
+        return out
+
+    def _fold(self, value: str, depth: int) -> np.ndarray | None:
+        n = self.node_of(value)
+        if n is None or (n.domain or "") != "" or len(n.output) != 1:
+            return None
+        i = self.producer[value]
+        if n.op_type == "Shape":
+            dims = self._shape_of(n.input[0], depth - 1)
+            if dims is None:
+                return None
+            start, end = self.attr(i, "start", 0), self.attr(i, "end", None)
+            return np.array(list(dims)[start:end], dtype=object)
+        if n.op_type not in _FOLD:
+            return None
+        args = []
+        for x in n.input:
+            a = self.fold(x, depth - 1) if x else None
+            if x and a is None:
+                return None
+            args.append(a)
+        try:
+            out = _FOLD[n.op_type](self, i, args)
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
+            return None
+        if out is None:
+            return None
+        out = np.asarray(out)
+        return out.astype(object) if out.dtype.kind in "USO" else out
+
+    def _shape_of(self, value: str, depth: int) -> list | None:
+        """Dims of `value`: inferred ones, with unknown dims filled from a Reshape (target
+        folded from shapes) through Transpose / Cast / Identity (a symbolic dim stays a str)."""
+        dims = self.shape(value)
+        if dims is not None and all(isinstance(d, int) for d in dims):
+            return list(dims)
+        derived: list | None = None
+        n = self.node_of(value)
+        if n is not None and depth > 0:
+            i = self.producer[value]
+            if n.op_type in _PASSTHROUGH:
+                derived = self._shape_of(n.input[0], depth - 1)
+            elif n.op_type == "Transpose":
+                src = self._shape_of(n.input[0], depth - 1)
+                if src is not None:
+                    perm = self.attr(i, "perm") or list(range(len(src)))[::-1]
+                    derived = [src[p] for p in perm]
+            elif n.op_type == "Reshape" and not self.attr(i, "allowzero", 0):
+                target = self.fold(n.input[1], depth - 1)
+                src = self._shape_of(n.input[0], depth - 1)
+                if target is not None:
+                    derived = [(src[k] if src is not None and k < len(src) else None)
+                               if isinstance(t, int | np.integer) and t == 0 else
+                               (None if isinstance(t, int | np.integer) and t < 0 else t)
+                               for k, t in enumerate(target.reshape(-1).tolist())]
+        if dims is None:
+            return derived
+        if derived is None or len(derived) != len(dims):
+            return list(dims)
+        return [d if isinstance(d, int) else (e if e is not None else d)
+                for d, e in zip(dims, derived, strict=True)]
+
     def is_constant(self, value: str) -> bool:
         if value in self.initializers and value not in self.graph_inputs:
             return True
@@ -214,6 +288,71 @@ class GraphIndex:
         if p is not None:
             return p < i and p in self.upstream(i, stop=p)
         return any(on in self.reads[j] for j in {i} | self.upstream(i))
+
+
+def _known(a: np.ndarray) -> np.ndarray | None:
+    """`a` as numbers (None when it holds a symbolic dim)."""
+    if a.dtype == object:
+        if any(not isinstance(v, int | np.integer) for v in a.reshape(-1)):
+            return None
+        return a.astype(np.int64)
+    return a
+
+
+def _cast(g: GraphIndex, i: int, a: list) -> np.ndarray | None:
+    x = _known(a[0])
+    to = onnx.helper.tensor_dtype_to_np_dtype(g.attr(i, "to"))
+    return None if x is None else x.astype(to)
+
+
+def _gather(g: GraphIndex, i: int, a: list) -> np.ndarray:
+    return np.take(a[0], _known(a[1]), axis=g.attr(i, "axis", 0))
+
+
+def _slice(g: GraphIndex, i: int, a: list) -> np.ndarray:
+    x = a[0]
+    starts, ends = _known(a[1]), _known(a[2])
+    axes = _known(a[3]) if len(a) > 3 and a[3] is not None else range(len(starts))
+    steps = _known(a[4]) if len(a) > 4 and a[4] is not None else [1] * len(starts)
+    idx = [slice(None)] * x.ndim
+    for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
+        idx[int(ax)] = slice(int(s), int(e), int(st))
+    return x[tuple(idx)]
+
+
+def _arith(f: Callable[..., np.ndarray]) -> Callable[[GraphIndex, int, list], Any]:
+    """A numeric op on known values only."""
+    def run(_g: GraphIndex, _i: int, a: list) -> np.ndarray | None:
+        xs = [_known(x) for x in a]
+        if any(x is None for x in xs):
+            return None
+        return f(*xs)
+    return run
+
+
+def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if np.issubdtype(x.dtype, np.integer) and np.issubdtype(y.dtype, np.integer):
+        return np.trunc(x / y).astype(x.dtype)  # ONNX integer Div truncates
+    return x / y
+
+
+# shape arithmetic `GraphIndex.fold` evaluates (numpy, on known values)
+_FOLD = {
+    "Identity": lambda _g, _i, a: a[0],
+    "Cast": _cast,
+    "Gather": _gather,
+    "Slice": _slice,
+    "Concat": lambda _g, _i, a: np.concatenate(a) if all(x.ndim == 1 for x in a) else None,
+    "Squeeze": lambda _g, _i, a: np.squeeze(a[0]) if a[0].size == 1 else None,
+    "Unsqueeze": lambda _g, _i, a: a[0].reshape(-1) if a[0].ndim == 0 else None,
+    "Sqrt": _arith(np.sqrt),
+    "Reciprocal": _arith(lambda x: 1.0 / x),
+    "Div": _arith(_div),
+    "Mul": _arith(np.multiply),
+    "Add": _arith(np.add),
+    "Sub": _arith(np.subtract),
+    "Pow": _arith(np.power),
+}
 
 
 def reads(node: onnx.NodeProto) -> list[str]:

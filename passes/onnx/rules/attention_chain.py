@@ -66,9 +66,9 @@ def _operand_scale(g: GraphIndex, value: str, claimed: set[int]) -> tuple[float,
             value = n.input[0]
             continue
         if n.op_type in ("Mul", "Div"):
-            c = g.scalar(n.input[1])
+            c = _number(g, n.input[1])
             if c is None and n.op_type == "Mul":
-                c = g.scalar(n.input[0])
+                c = _number(g, n.input[0])
             if c is not None and c != 0:
                 return (c if n.op_type == "Mul" else 1.0 / c), [*nodes, i]
         break
@@ -89,10 +89,23 @@ def _nan_guard(g: GraphIndex, p: str, claimed: set[int]) -> list[int]:
     return [isnan, where] if ok and len(g.users(w.input[0])) == 1 else []
 
 
-def _factor(g: GraphIndex, value: str) -> float | np.ndarray | None:
-    """A constant scale factor: a number, or one per head (a constant whose only non-1 axis is
-    the head axis −3 of the (…, heads, q, k) scores), else None."""
+def _number(g: GraphIndex, value: str) -> float | None:
+    """One number: a constant, or computed from shapes only (the TorchScript exporter's SDPA
+    scale √(1/√(Shape(q)[-1])), folded with the static head size)."""
     c = g.scalar(value)
+    if c is not None:
+        return c
+    arr = g.fold(value)
+    if arr is None or arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
+        return None
+    return float(arr.reshape(()))
+
+
+def _factor(g: GraphIndex, value: str) -> float | np.ndarray | None:
+    """A constant scale factor: a number (also one computed from shapes only), or one per head
+    (a constant whose only non-1 axis is the head axis −3 of the (…, heads, q, k) scores), else
+    None."""
+    c = _number(g, value)
     if c is not None:
         return c
     arr = g.constant(value)

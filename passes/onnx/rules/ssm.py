@@ -9,9 +9,9 @@ Found by an `Exp` of `Mul(A, Δ)` (the ZOH Ā = exp(ΔA)) where
     constant with every entry < 0 (the dynamo exporter folds −exp(A_log) into one initializer;
     a single number is not enough to tell a decay from a fixed scale);
   * Δ comes from a `Softplus` (alone, or the exporter's `Where(x > threshold, x, Softplus(x))`),
-    through shape ops. Without a softplus, only the traced decay form counts (a linear
-    recurrence with time step 1, RWKV-style); an exponent times a computed (non-parameter)
-    factor is not a decay.
+    through shape ops and per-step selections (Gather / Slice at constant positions). Without
+    a softplus, only the traced decay form counts (a linear recurrence with time step 1,
+    RWKV-style); an exponent times a computed (non-parameter) factor is not a decay.
 One block per module (`pkg.torch.onnx.name_scopes`, i.e. per mixer): the Δ softplus and every node
 of that module computed from Δ — the ZOH, B̄u, the scan unrolled per time step (per-step Gathers,
 state updates h ← Ā_t h + B̄_t u_t, C readouts), the D skip and the gate — up to the module's own
@@ -111,8 +111,14 @@ def _decay(g: GraphIndex, value: str) -> _Decay | None:
 
 def _softplus(g: GraphIndex, value: str) -> list[int]:
     """The softplus nodes Δ = `value` comes from (through shape ops): [Softplus] or the
-    exporter's thresholded [Softplus, Greater, Where]; [] when Δ is not a softplus."""
+    exporter's thresholded [Softplus, Greater, Where]; [] when Δ is not a softplus. Δ may be
+    taken per step first (`Gather` / `Slice` at constant positions: exp(Δ[:, t] ⊗ A))."""
     v = _back(g, value, [])
+    for _ in range(4):
+        j = g.producer_of(v)
+        if j is None or not _step_select(g, j):
+            break
+        v = _back(g, g.nodes[j].input[0], [])
     j = g.producer_of(v)
     if j is None:
         return []
@@ -128,6 +134,17 @@ def _softplus(g: GraphIndex, value: str) -> list[int]:
                 "Greater", "Less", "GreaterOrEqual", "LessOrEqual") else []
             return sorted({sp[0], *extra, j})
     return []
+
+
+def _step_select(g: GraphIndex, j: int) -> bool:
+    """Node j selects a fixed part of its first input (a time step): Gather at constant
+    indices, or Slice with constant starts / ends / axes / steps."""
+    n = g.nodes[j]
+    if n.op_type == "Gather":
+        return len(n.input) == 2 and g.is_constant(n.input[1])
+    if n.op_type == "Slice":
+        return all(g.is_constant(x) for x in n.input[1:] if x)
+    return False
 
 
 def _zoh(g: GraphIndex, i: int) -> _Zoh | NearMiss | None:
