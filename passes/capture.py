@@ -171,6 +171,9 @@ def capture(
         injected["use_cache"] = False
     cls = type(model).__name__
     was_training = model.training
+    mode_note: tuple[str, ...] = (
+        f"{cls} was in training mode: captured in eval mode (dropout off, batch-norm running "
+        "statistics), so outputs match the model's eval() forward",) if was_training else ()
     model.eval()
     t0 = time.perf_counter()
     try:
@@ -197,7 +200,7 @@ def capture(
                         ep = torch.export.export(model, args, call_kwargs, strict=False)
                 gm = ep.module()
                 return Captured(gm, "torch.export", cls, args, kwargs, injected,
-                                time.perf_counter() - t0, notes)
+                                time.perf_counter() - t0, (*notes, *mode_note))
             except Exception as exc:
                 export_error = exc
                 if method == "export":
@@ -210,6 +213,7 @@ def capture(
             raise _capture_error(cls, first, how) from exc
         notes = (f"torch.export failed ({_first_line(export_error)}); used symbolic_trace",) \
             if export_error else ()
+        notes = (*notes, *mode_note)
         return Captured(gm, "symbolic_trace", cls, args, kwargs, {}, time.perf_counter() - t0,
                         notes)
     finally:

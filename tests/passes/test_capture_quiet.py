@@ -26,3 +26,12 @@ def test_capture_failure_prints_no_traceback(capfd: pytest.CaptureFixture[str]) 
         hjplug.convert(BadShapes(), (torch.randn(3),))  # 1-D input: transpose(-1, -2) fails
     err = capfd.readouterr().err
     assert "Traceback" not in err, err[-2000:]
+
+
+def test_a_training_mode_model_is_captured_in_eval_mode_and_says_so() -> None:
+    m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Softmax(-1))  # training mode
+    rep = hjplug.inspect(m, (torch.randn(2, 4),))
+    assert any("captured in eval mode" in n for n in rep.notes)
+    assert m.training  # the user's model is left as it was
+    rep_eval = hjplug.inspect(m.eval(), (torch.randn(2, 4),))
+    assert not any("training mode" in n for n in rep_eval.notes)
