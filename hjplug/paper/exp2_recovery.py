@@ -13,6 +13,7 @@ kept); its atoms (y_j, g_j) = atoms_from_lse(W, b, t = 1) are compared with g*:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from itertools import pairwise
@@ -77,10 +78,16 @@ def verdict(eps: tuple[float, ...], deviations: tuple[float, ...]) -> Verdict:
     finite = all(d == d and d != float("inf") for d in d_sorted)
     shrinks = finite and len(d_sorted) >= 2 and all(
         a > b for a, b in pairwise(d_sorted))
+    # recovered, not only shrinking: at the smallest ε, D within ε·log N (the LSE–min gap)
+    limit = eps[order[-1]] * math.log(N_ATOMS) if order else math.nan
+    recovered = finite and bool(d_sorted) and d_sorted[-1] <= limit
     text = ", ".join(f"D({eps[k]:g}) = {deviations[k]:.3g}" for k in order)
+    if order:
+        text += f"; limit ε_min·log N = {limit:.3g}"
     return Verdict(
-        passed=shrinks,
-        criterion="π-weighted deviation D(ε) = Σ_j π̄_j |g_j − |y_j|| strictly decreases as ε → 0",
+        passed=shrinks and recovered,
+        criterion="π-weighted deviation D(ε) = Σ_j π̄_j |g_j − |y_j|| strictly decreases as ε → 0 "
+        "and D(ε_min) ≤ ε_min·log N",
         detail=text,
     )
 

@@ -127,7 +127,7 @@ def verdict(curves: tuple[PhaseCurve, ...]) -> Verdict:
     for c in curves:
         particle = math.log(c.n_tied) / math.log(c.n_atoms)
         if not (abs(c.particle_entropy - particle) <= LIMIT_TOL
-                and c.normalized_entropy[-1] >= 1.0 - LIMIT_TOL):
+                and abs(c.normalized_entropy[-1] - 1.0) <= LIMIT_TOL):  # H/log N ≤ 1
             bad.append(c.label)
     detail = "; ".join(
         f"{c.label}: H/logN {c.particle_entropy:.3f} at ε = {c.particle_eps:.2g} "
