@@ -17,13 +17,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
 from hjplug.instrument.names import DEFAULT_STATS, check_stats
 from hjplug.instrument.recorder import Recorder
 
-__all__ = ["deform", "instrument"]
+__all__ = ["deform", "instrument", "track_attention_mask"]
 
 _WHERE = "hjplug.instrument"
 
@@ -71,6 +71,8 @@ def instrument(model: nn.Module, stats: str | Iterable[str] = DEFAULT_STATS, *, 
                                    "output)", type(model).__name__, where=_WHERE)
     rec = Recorder(wanted, k, type(model).__name__, grad)
     with ExitStack() as stack:
+        if is_hf(model) or is_fx(model):
+            rec.masks = track_attention_mask(model, stack)
         if is_hf(model):
             attach_hf(model, rec, stack, readouts, "kernel" if grad else backend)
         elif is_fx(model):
@@ -121,3 +123,45 @@ def fx_layers(steps: list[Any], layers: Sequence[int] | int | None, where: str) 
             raise InvalidArgumentError("layers", f"attention block indices in [0, {n})", x,
                                        where=where)
     return list(dict.fromkeys(x % n for x in items))
+
+
+def _mask_argument(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> Tensor | None:
+    """The top-level call's 2-D `attention_mask` [B, S] (keyword, or positional where the
+    forward's signature names it), else None. Encoder-decoder models: None (the encoder's mask
+    says nothing about decoder queries)."""
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "is_encoder_decoder", False):
+        return None
+    mask = kwargs.get("attention_mask")
+    if mask is None and args:
+        import inspect
+
+        try:
+            mask = inspect.signature(model.forward).bind_partial(*args, **kwargs
+                                                                  ).arguments.get("attention_mask")
+        except (TypeError, ValueError):
+            mask = None
+    if not isinstance(mask, Tensor) or mask.dim() != 2:
+        return None
+    if mask.is_floating_point() and bool((mask.detach() < 0).any()):
+        return None  # an additive (0 / −inf) mask, not the 1 / 0 form
+    return mask.detach() != 0
+
+
+def track_attention_mask(model: nn.Module, stack: ExitStack) -> list[Tensor | None]:
+    """A stack whose top is the query-validity mask [B, S] (bool, True = real token) of the
+    top-level `model` call in progress (None: no 2-D attention_mask); hooks live on `stack`."""
+    masks: list[Tensor | None] = []
+
+    def pre(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        masks.append(_mask_argument(m, args, kwargs))
+
+    def post(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if masks:
+            masks.pop()
+
+    stack.callback(model.register_forward_pre_hook(pre, with_kwargs=True).remove)
+    stack.callback(model.register_forward_hook(post, always_call=True).remove)
+    return masks
+

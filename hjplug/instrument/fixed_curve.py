@@ -48,10 +48,11 @@ def entropy_of_qk(q: Tensor, k: Tensor, scale: float, causal: bool, lam: Sequenc
 
 
 def curves(blocks: FixedCurve, heads_of: Callable[[int], list[int]], lam: Sequence[float],
-           paths: Sequence[str], shape: tuple[int, int, int], tol: float
-           ) -> tuple[Tensor, Tensor, list[MonotonicityViolation], int]:
+           paths: Sequence[str], shape: tuple[int, int, int], tol: float,
+           real: Tensor | None = None) -> tuple[Tensor, Tensor, list[MonotonicityViolation], int]:
     """(mean H [S, L, Hmax], mean H/log k, violations, rows × steps checked) for the chosen
-    heads (NaN elsewhere); rows with k ≤ 1 or a non-finite entropy are left out."""
+    heads (NaN elsewhere); rows with k ≤ 1 or a non-finite entropy are left out, and padded
+    queries (`real` [B, Sq] False) from the means (not from the monotonicity check)."""
     S, L, Hmax = shape
     ent = torch.full((S, L, Hmax), math.nan, dtype=torch.float64)
     nent = ent.clone()
@@ -61,11 +62,14 @@ def curves(blocks: FixedCurve, heads_of: Callable[[int], list[int]], lam: Sequen
         e = e.double()  # [B, H, Sq, S]
         valid = (keys > 1) & torch.isfinite(e).all(-1)  # [B, H, Sq]
         nrm = normalized(e, keys.unsqueeze(-1).expand_as(e))
+        mean_ok = valid
+        if real is not None and real.shape == (keys.shape[0], keys.shape[2]):
+            mean_ok = valid & real.to(valid.device)[:, None, :]
         for h in heads_of(i):
             ok = valid[:, h]
             for s in range(S):
-                ent[s, i, h] = safe_mean(e[:, h, :, s], ok)
-                nent[s, i, h] = safe_mean(nrm[:, h, :, s], ok)
+                ent[s, i, h] = safe_mean(e[:, h, :, s], mean_ok[:, h])
+                nent[s, i, h] = safe_mean(nrm[:, h, :, s], mean_ok[:, h])
             for s in range(S - 1):
                 e0, e1 = e[:, h, :, s], e[:, h, :, s + 1]
                 checked += int(ok.sum())

@@ -6,6 +6,16 @@
     rec.to_dataframe(per="head" | "row"), rec.save(path)   (.json: summary; else torch.save)
 
 Hook names and statistics are documented in `hjplug.instrument.names`.
+
+Padded batches: when the top-level forward of a Hugging Face (decoder-only or encoder-only) model
+or of an `hjplug.convert` result is called with a 2-D `attention_mask` [B, S] (1 = real token;
+keyword, or positional for HF models), each attention call whose statistics are [B, H, S] (self-
+attention over the whole input) also records "<prefix>.query_valid", bool [B, S] (True = real
+query). Padded queries still see the real keys (masks remove keys only), so their rows are
+excluded from the summary's valid rows: `(keys > 1) & ~nan & query_valid`. Calls with another
+Sq (cross-attention, cached decode steps), calls without such a mask, and encoder-decoder models
+get all-True rows (once the entry exists, it has one tensor per "keys" call). Recorded
+statistics themselves are unchanged (padded rows stay in rec["layers.i.attn.entropy"]).
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ class Recorder:
         self.kinds: dict[str, str] = {}  # prefix → attention | readout | gate
         self.notes: list[str] = []
         self._data: dict[str, list[Tensor]] = {}
+        # top-level attention_mask of the model calls in progress (set by instrument())
+        self.masks: list[Tensor | None] = []
 
     # ---------------------------------------------------------------- filling (adapters)
     def put(self, prefix: str, path: str, kind: str, values: dict[str, Tensor]) -> None:
@@ -60,6 +72,22 @@ class Recorder:
             if name in wanted:
                 self._data.setdefault(f"{prefix}.{name}", []).append(
                     t if self.grad else t.detach())
+        keys = values.get("keys")
+        if kind == "attention" and keys is not None and "keys" in wanted:
+            self._put_query_valid(prefix, keys)
+
+    def _put_query_valid(self, prefix: str, keys: Tensor) -> None:
+        """Append this call's query validity [B, Sq] (see module docstring), keeping one entry
+        per "keys" call once any call had a matching attention_mask."""
+        qv = query_valid(self.masks, keys)
+        name = f"{prefix}.query_valid"
+        if qv is None and name not in self._data:
+            return
+        calls = self._data[f"{prefix}.keys"]
+        got = self._data.setdefault(name, [])
+        for t in calls[len(got):-1]:  # earlier calls recorded before any mask: all real
+            got.append(_all_real(t))
+        got.append(qv if qv is not None else _all_real(keys))
 
     # ---------------------------------------------------------------- reading
     def keys(self) -> list[str]:
@@ -128,6 +156,7 @@ class Recorder:
             head_dim = 1 if kind == "attention" and ent.dim() == 3 else None
             eps = self._opt(prefix, "epsilon")
             n_heads = ent.shape[1] if head_dim else 1
+            qv = self._opt(prefix, "query_valid") if head_dim else None  # [B, Sq] or None
             for h in range(n_heads):
                 def sel(t: Tensor | None, h: int = h, hd: int | None = head_dim
                         ) -> Tensor | None:
@@ -135,6 +164,8 @@ class Recorder:
                 e, k, bad = sel(ent), sel(keys), sel(nan)
                 assert e is not None and k is not None and bad is not None
                 valid = (k > 1) & ~bad
+                if qv is not None and qv.shape == valid.shape:
+                    valid = valid & qv
                 norm = sel(self._opt(prefix, "normalized_entropy"))
                 lse = sel(self._opt(prefix, "lse"))
                 ratio = sel(self._opt(prefix, "gap_ratio"))
@@ -232,6 +263,19 @@ class Recorder:
             raise HJPlugError(f"Recorder.save: cannot write {target} ({exc.strerror or exc}); "
                               "choose a writable file path.") from exc
         return target
+
+
+def query_valid(masks: list[Tensor | None], keys: Tensor) -> Tensor | None:
+    """[B, Sq] bool for an attention call with statistics [B, H, Sq] when the current top-level
+    mask (top of `masks`) is [B, Sq] (self-attention over the whole input), else None."""
+    m = masks[-1] if masks else None
+    if m is None or keys.dim() != 3 or tuple(m.shape) != (keys.shape[0], keys.shape[2]):
+        return None
+    return m.to(device=keys.device, dtype=torch.bool)
+
+
+def _all_real(keys: Tensor) -> Tensor:
+    return torch.ones(keys.shape[0], keys.shape[-1], dtype=torch.bool, device=keys.device)
 
 
 def _max(t: Tensor | None, valid: Tensor) -> float:

@@ -2,7 +2,9 @@
 ∂H/∂ε ≥ 0 at fixed inputs, and find the fold bifurcations of one head's attribution landscape.
 
 For each λ_s (ascending) one forward runs with the chosen heads deformed. Entropy per head is the
-mean over rows with k_i ≥ 2 and finite statistics (NaN rows are counted, never averaged).
+mean over rows with k_i ≥ 2 and finite statistics (NaN rows are counted, never averaged) and,
+with a 2-D attention_mask among the inputs, over real (unpadded) query rows only, as
+`Recorder.summary`; the monotonicity check covers every row.
 Monotonicity: in the same forward, every chosen head's π is re-evaluated at λ_{s+1} *with the
 same q, k* (the readable eager path, independent of the kernel that produced H at λ_s); since
 ∂H(π_i)/∂ε = Var_π(z_i)/ε³ ≥ 0, any H(λ_{s+1}) < H(λ_s) − tol·(1 + H) is reported as a bug.
@@ -55,6 +57,17 @@ def check_scales(scales: Any, where: str = _WHERE) -> list[float]:
             "scales", "finite λ > 0 (λ → 0 is the tropical limit: use hjplug.instrument.deform("
             "model, 0.0) for the hard-max model itself)", bad or scales, where=where)
     return sorted(set(float(x) for x in t))
+
+
+def _query_rows(model: nn.Module, inputs: Any) -> Tensor | None:
+    """Real (unpadded) query rows [B, S] of the inputs' 2-D attention_mask, as the recorder's
+    summary uses them (padded queries still see the real keys: left out of the means)."""
+    from hjplug.instrument.context import _mask_argument
+
+    if isinstance(inputs, dict):
+        return _mask_argument(model, (), inputs)
+    args = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
+    return _mask_argument(model, args, {})
 
 
 def run_model(model: nn.Module, inputs: Any) -> Any:
@@ -114,6 +127,7 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
                                    type(model).__name__, where=_WHERE)
     step, stop = _progress(progress, len(lam))
     S, L = len(lam), driver.n_blocks
+    real = _query_rows(model, inputs)  # [B, S] real (unpadded) queries, or None
     means: list[dict[int, tuple[list[float], list[float], list[float]]]] = []
     violations: list[MonotonicityViolation] = []
     checked, nan_rows = 0, 0
@@ -127,11 +141,15 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
                 row: dict[int, tuple[list[float], list[float], list[float]]] = {}
                 for i, (e, k, bad, ev, probe) in blocks.items():
                     valid = (k > 1) & ~bad  # [B, H, Sq]
+                    if real is not None and real.shape == (k.shape[0], k.shape[2]):
+                        means_ok = valid & real.to(valid.device)[:, None, :]  # padded rows out
+                    else:
+                        means_ok = valid
                     nrm = normalized(e, k)
                     nan_rows += int(bad.sum()) if s == 0 else 0
                     H = e.shape[1]
-                    row[i] = ([safe_mean(e[:, h].double(), valid[:, h]) for h in range(H)],
-                              [safe_mean(nrm[:, h].double(), valid[:, h]) for h in range(H)],
+                    row[i] = ([safe_mean(e[:, h].double(), means_ok[:, h]) for h in range(H)],
+                              [safe_mean(nrm[:, h].double(), means_ok[:, h]) for h in range(H)],
                               [float(ev[h] if ev.numel() > h else ev[0]) for h in range(H)])
                     if probe is None:
                         continue
@@ -164,7 +182,7 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
     fixed_ent = fixed_nent = None
     if fixed_blocks is not None:
         fixed_ent, fixed_nent, more, n_fixed = curves(fixed_blocks, driver.heads_of, lam,
-                                                      driver.paths, (S, L, Hmax), tol)
+                                                      driver.paths, (S, L, Hmax), tol, real)
         violations += more
         checked += n_fixed
     if violations:

@@ -34,6 +34,7 @@ def _fp64_curves(model, inputs, lam: list[float]) -> torch.Tensor:
     with torch.no_grad():
         att = eager(**inputs, output_attentions=True).attentions  # L × [B, H, Sq, Sk]
     L, H = len(att), att[0].shape[1]
+    real = inputs["attention_mask"].bool()[:, None, :]  # [B, 1, Sq]: padded queries left out
     out = torch.empty(len(lam), L, H, dtype=torch.float64)
     for i, p in enumerate(att):
         p = p.double()
@@ -42,7 +43,7 @@ def _fp64_curves(model, inputs, lam: list[float]) -> torch.Tensor:
         for s, v in enumerate(lam):
             q = torch.softmax(logp / v, -1)
             ent = -(torch.where(q > 0, q * q.log(), torch.zeros_like(q))).sum(-1)
-            ok = keys > 1
+            ok = (keys > 1) & real
             nrm = torch.where(ok, ent / keys.clamp_min(2).double().log(), torch.zeros_like(ent))
             for h in range(H):
                 out[s, i, h] = nrm[:, h][ok[:, h]].mean()

@@ -227,7 +227,9 @@ def test_regime_thresholds_and_summary() -> None:
     for h in attn:
         n = rec[f"{h.name}.normalized_entropy"][:, h.head]
         k = rec[f"{h.name}.keys"][:, h.head]
-        assert h.mean_normalized_entropy == pytest.approx(float(n[k > 1].mean()), rel=1e-6)
+        real = inputs["attention_mask"].bool()  # [B, Sq]: padded queries are left out
+        assert h.mean_normalized_entropy == pytest.approx(float(n[(k > 1) & real].mean()),
+                                                          rel=1e-6)
         assert h.regime == regime(h.mean_normalized_entropy)
         assert h.epsilon == pytest.approx(math.sqrt(8))
     with torch.no_grad(), hjplug.instrument.deform(model, 0.02, heads=[1]), \
