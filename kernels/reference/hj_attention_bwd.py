@@ -157,9 +157,14 @@ def hj_attention_bwd(
                             bracket.addcmul_(hb, s, value=-1.0)
                         else:
                             bracket = bracket - hb * s
+                    # π = 0 (a key the forward removed: base-2 score −inf, e.g. bias finfo.min,
+                    # or an underflow): ds = 0, not 0·∞ where −g_H·s overflows (|g_H·s| > 3e38)
+                    zero = p == 0 if use_gh else None
                     ds = p.mul_(bracket)  # [nh, g, nq, C]
                     if removed is not None and nan_rows:  # 0, not 0·NaN, at removed keys
                         ds.masked_fill_(removed, 0.0)
+                    if zero is not None:
+                        ds.masked_fill_(zero, 0.0)
                     ds3 = ds.view(nh, g * nq, C)
                     if nq == Sq:  # all queries: a head's g·Sq rows are contiguous
                         dq[b, hs].view(nh, g * nq, D).baddbmm_(ds3, kb)  # [nh, g·nq, D]

@@ -76,8 +76,8 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
             u = tl.where(removed, 0.0, u)
         dp = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # [BN, BM]  (dO·v)ᵀ
         ds = p * (dp + c[None, :] - gh[None, :] * u)  # gh arrives as g_H·ln2 (u in log2)
-        if MASKED or HAS_BIAS:  # removed keys: 0 even where the row terms are NaN
-            ds = tl.where(removed, 0.0, ds)
+        if MASKED or HAS_BIAS:  # π = 0 (removed keys, where π is 0 even in a NaN row, and
+            ds = tl.where(p == 0.0, 0.0, ds)  # underflow): 0, not 0·NaN or 0·∞ (−g_H·u overflow)
         if KV_SAME:
             dk = tl.dot(p.to(do.dtype), do, dk, input_precision=DOT_PREC)
             dk = tl.dot((ds * scale).to(q.dtype), q, dk, input_precision=DOT_PREC)
@@ -214,8 +214,8 @@ def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows
             u = tl.where(removed, 0.0, u)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)  # [BM, BN]  dO·v
         ds = p * (dp + c[:, None] - gh[:, None] * u)
-        if MASKED or HAS_BIAS:  # removed keys: 0 even where the row terms are NaN
-            ds = tl.where(removed, 0.0, ds)
+        if MASKED or HAS_BIAS:  # π = 0 (removed keys, where π is 0 even in a NaN row, and
+            ds = tl.where(p == 0.0, 0.0, ds)  # underflow): 0, not 0·NaN or 0·∞ (−g_H·u overflow)
         if DB_FULL:
             tl.store(DB + db_row[:, None] + cols[None, :], ds,
                      mask=r_ok[:, None] & n_ok[None, :])

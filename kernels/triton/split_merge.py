@@ -1,7 +1,8 @@
 """Merge split-K partial attention results in one Triton launch (reference twin:
 kernels/reference/split_merge.py, same signature and formula):
 
-    lse = LSE_s lse_s,  w_s = e^{lse_s − lse},  out = Σ_s w_s·out_s,  H = Σ_s w_s·(H_s − ln w_s)
+    lse = LSE_s lse_s = m + log z,  w_s = e^{lse_s − lse} (computed as e^{lse_s − m − log z}),
+    out = Σ_s w_s·out_s,  H = Σ_s w_s·(H_s − ln w_s)
 
 One program per block of rows reads the S partial (lse, H) pairs once, then streams the S
 partial outputs; the cast to the input dtype is fused. Replaces about a dozen PyTorch kernels
@@ -35,10 +36,13 @@ def _merge(OUT, LSE, ENT, OUT_T, LSE_T, ENT_T, R, D, S, sos, sor,
     seen = (m > float("-inf")) | nan
     m_safe = tl.where(seen, m, 0.0)
     z = tl.sum(tl.exp(lse - m_safe[None, :]), 0)  # [BR]; 0 for a row with no visible key
-    tot = tl.where(seen, m_safe + tl.log(tl.where(seen, z, 1.0)), float("-inf"))
+    logz = tl.log(tl.where(seen, z, 1.0))
+    tot = tl.where(seen, m_safe + logz, float("-inf"))
     tot = tl.where(nan, float("nan"), tot)
-    tot_safe = tl.where(seen, tot, 0.0)
-    logw = lse - tot_safe[None, :]  # [SP, BR]
+    # weights relative to the max m, not to the rounded total: at |lse| ≫ log z, e^{lse_s −
+    # lse} loses log z (the weights stop summing to 1)
+    logz_safe = tl.where(nan, float("nan"), tl.where(seen, logz, 0.0))
+    logw = (lse - m_safe[None, :]) - logz_safe[None, :]  # [SP, BR]
     w = tl.exp(logw)  # 0 for empty splits
     h = tl.sum(w * (ent - tl.where(w > 0, logw, 0.0)), 0)  # chain rule; empty splits add 0
     tl.store(LSE_T + rows, tot, mask=rows < R)
@@ -48,8 +52,8 @@ def _merge(OUT, LSE, ENT, OUT_T, LSE_T, ENT_T, R, D, S, sos, sor,
     acc = tl.zeros([BLOCK_R, BLOCK_D], dtype=tl.float32)
     for s in range(0, S):
         s64 = tl.full([], s, tl.int64)  # 64-bit: S·B·H·Sq·D may exceed 2³¹
-        ws = tl.exp(tl.load(LSE + s64 * R + rows, mask=rows < R, other=float("-inf"))
-                    - tot_safe)  # [BR]
+        ws = tl.exp((tl.load(LSE + s64 * R + rows, mask=rows < R, other=float("-inf"))
+                     - m_safe) - logz_safe)  # [BR]
         part = tl.load(OUT + s64 * sos + rows[:, None] * sor + offs_d[None, :], mask=io,
                        other=0.0)
         acc += tl.where(ws[:, None] == 0, 0.0, ws[:, None] * part)  # NaN weights propagate

@@ -1,0 +1,404 @@
+"""Extreme-value cases shared by test_extreme_values.py (reference twins, CPU) and
+interp/test_interp_extreme_values.py (Triton kernels under TRITON_INTERPRET=1): forward and
+backward of the public ops against an fp64 dense evaluation (materialised, shift-invariant
+softmax, autograd-safe at −inf), run with HJPLUG_KERNEL = the given backend."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from hjplug.kernels import api
+
+FMIN = torch.finfo(torch.float32).min
+
+
+def _visible(sq: int, sk: int, causal: bool, window: int | None) -> Tensor:
+    i = torch.arange(sq)[:, None] + (sk - sq)
+    j = torch.arange(sk)[None, :]
+    ok = torch.ones(sq, sk, dtype=torch.bool)
+    if causal:
+        ok &= j <= i
+    if window:
+        ok &= j > i - window
+        if not causal:
+            ok &= j < i + window
+    return ok
+
+
+def attention_dense(q, k, v, scale, bias=None, causal=False, window=None):
+    """(out, lse, H) in fp64; rows with no visible key: 0, −inf, 0 (and no NaN gradient)."""
+    q, k, v = q.double(), k.double(), v.double()
+    s = (q @ k.transpose(-1, -2)) * scale
+    if bias is not None:
+        s = s.masked_fill(~bias, -math.inf) if bias.dtype == torch.bool else s + bias.double()
+    s = s.masked_fill(~_visible(s.shape[-2], s.shape[-1], causal, window), -math.inf)
+    vis = s > -math.inf
+    row = vis.any(-1, keepdim=True)
+    s0 = torch.where(row, s, 0.0)
+    lp = torch.log_softmax(s0, -1)
+    lp0 = torch.where(vis, lp, 0.0)
+    p = torch.where(vis & row, lp0.exp(), 0.0)
+    out = p @ v
+    lse = torch.where(row.squeeze(-1), torch.logsumexp(s0, -1), -math.inf)
+    ent = -(p * lp0).sum(-1)
+    return out, lse, ent
+
+
+def hopf_cole_dense(x, W, b, eps):
+    z = (x.double() @ W.double().T + b.double()) / eps
+    vis = z > -math.inf
+    lp = torch.log_softmax(z, -1)
+    lp0 = torch.where(vis, lp, 0.0)
+    p = torch.where(vis, lp0.exp(), 0.0)
+    return torch.logsumexp(z, -1) * eps, p @ W.double(), -(p * lp0).sum(-1)
+
+
+def sweep_dense(z: Tensor, eps) -> Tensor:
+    z = z.double()
+    out = []
+    for e in eps:
+        lp = torch.log_softmax(z / e, -1)
+        p = lp.exp()
+        out.append(-torch.where(p > 0, p * lp, 0.0).sum(-1))
+    return torch.stack(out, -1)
+
+
+def rel(a: Tensor, b: Tensor) -> float:
+    """Norm-wise relative error of a against the fp64 truth b (non-finite entries must agree)."""
+    a, b = a.detach().double(), b.detach().double()
+    assert torch.equal(torch.isnan(a), torch.isnan(b)), (a, b)
+    fin = torch.isfinite(b)
+    assert torch.equal(torch.isfinite(a), fin), (a, b)
+    assert torch.equal(a[~fin & ~torch.isnan(b)], b[~fin & ~torch.isnan(b)])
+    d = (a - b)[fin].norm()
+    n = b[fin].norm()
+    return float(d / n) if n > 0 else float(d)
+
+
+def attention_grads(q, k, v, scale, bias=None, causal=False, window=None, seed=0):
+    """(forward outputs, kernel grads, fp64 truth, truth grads) for random upstream grads."""
+    ins = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    bb = None
+    if bias is not None:
+        bb = bias.detach().clone().requires_grad_(bias.is_floating_point())
+    r = api.hj_attention(*ins, scale=scale, causal=causal, bias=bb, window=window)
+    gen = torch.Generator().manual_seed(seed)
+    g = [torch.randn(t.shape, generator=gen) for t in (r.out, r.lse, r.entropy)]
+    g[1] = torch.where(torch.isfinite(r.lse), g[1], 0.0)
+    wrt = ins + ([bb] if bb is not None and bb.requires_grad else [])
+    G = torch.autograd.grad([r.out, r.lse, r.entropy], wrt, g)
+    ind = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    bd = None
+    if bias is not None:
+        bd = bias.detach() if bias.dtype == torch.bool else bias.detach().double()
+        bd.requires_grad_(bias.is_floating_point())
+    T = attention_dense(*ind, scale, bd, causal, window)
+    gd = [x.double() for x in g]
+    gd[1] = torch.where(torch.isfinite(T[1]), gd[1], 0.0)
+    wrtd = ind + ([bd] if bd is not None and bd.requires_grad else [])
+    Gd = torch.autograd.grad(list(T), wrtd, gd)
+    return r, G, T, Gd
+
+
+def qkv(sq=3, sk=5, d=16, h=2, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(1, h, n, d, generator=g).to(dtype) for n in (sq, sk, sk))
+
+
+# ---- the tests (collected by the two test modules, each defining the `backend` fixture) ----
+
+import pytest  # noqa: E402
+
+TOL = 1e-5  # fp32 inputs, well-conditioned fp64 truth
+
+
+@pytest.mark.parametrize("s_mag", [1e4, 1e6])
+def test_extreme_huge_logits_forward(backend, s_mag):
+    """scale·q·k ~ ±1e4 / ±1e6: π is one-hot, H = 0, lse = the max score (fp32 relative)."""
+    q, k, v = qkv()
+    scale = s_mag / 4.0
+    r = api.hj_attention(q, k, v, scale=scale)
+    out, lse, ent = attention_dense(q, k, v, scale)
+    assert rel(r.out, out) <= TOL and rel(r.lse, lse) <= TOL
+    assert r.entropy.abs().max() <= 1e-6 and ent.abs().max() <= 1e-6
+
+
+def test_extreme_fp16_scores_above_65504(backend):
+    """fp16 q·k beyond fp16's range: statistics are fp32, nothing overflows to inf."""
+    g = torch.Generator().manual_seed(1)
+    q = (torch.randn(1, 1, 2, 16, generator=g) * 80).half()
+    k = (torch.randn(1, 1, 4, 16, generator=g) * 80).half()
+    v = torch.randn(1, 1, 4, 16, generator=g).half()
+    q[0, 0, 0] = k[0, 0, 1]
+    r = api.hj_attention(q, k, v, scale=1.0)
+    out, lse, _ = attention_dense(q, k, v, 1.0)
+    assert lse.abs().max() > 65504
+    assert torch.isfinite(r.lse).all() and rel(r.lse, lse) <= 1e-6
+    assert rel(r.out, out) <= 1e-3 and r.entropy.abs().max() <= 1e-6
+
+
+def test_extreme_near_uniform_entropy(backend):
+    """scale = 1e-6: π ≈ uniform, H → log Sk to fp32 precision (no cancellation)."""
+    q, k, v = qkv(sk=37)
+    r, G, T, Gd = attention_grads(q, k, v, 1e-6)
+    assert (r.entropy.double() - math.log(37)).abs().max() <= 1e-6
+    assert rel(r.entropy, T[2]) <= TOL and rel(r.out, T[0]) <= TOL
+    for a, b in zip(G, Gd, strict=True):
+        assert rel(a, b) <= TOL
+
+
+@pytest.mark.parametrize("bv", [-math.inf, FMIN, -1e30, -1e29, -1e4])
+def test_extreme_bias_one_key(backend, bv):
+    """One key of every row removed / pushed far down: forward and backward vs fp64."""
+    q, k, v = qkv()
+    b = torch.zeros(1, 2, 3, 5)
+    b[..., 1] = bv
+    r, G, T, Gd = attention_grads(q, k, v, 0.25, b)
+    for a, t in zip((r.out, r.lse, r.entropy), T, strict=True):
+        assert rel(a, t) <= TOL
+    for a, t in zip(G, Gd, strict=True):
+        assert rel(a, t) <= TOL
+
+
+@pytest.mark.parametrize("bv", [-math.inf, FMIN, -2e38, -1e38, -1e30])
+@pytest.mark.parametrize("whole_row", [False, True])
+def test_extreme_removed_bias_gives_finite_grads(backend, bv, whole_row):
+    """A bias so negative that the forward removes the key (base-2 score −inf or below the
+    −1e30 floor: row with no visible key) must get the −inf bias's gradients, never NaN — also
+    with a large entropy gradient (−g_H·s must not overflow against π = 0)."""
+    q, k, v = qkv()
+    res = []
+    for val in (-math.inf, bv):
+        b = torch.zeros(1, 2, 3, 5)
+        if whole_row:
+            b[:, :, 0, :] = val
+        else:
+            b[..., 1] = val
+        ins = [t.clone().requires_grad_() for t in (q, k, v, b)]
+        r = api.hj_attention(*ins[:3], scale=0.25, bias=ins[3])
+        lse = torch.where(torch.isfinite(r.lse), r.lse, 0.0)
+        (r.out.sum() + lse.sum() + 4.0 * r.entropy.sum()).backward()
+        res.append([r.lse] + [t.grad for t in ins])
+    for a, b in zip(*res, strict=True):
+        assert not torch.isnan(b).any()
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+
+
+def test_extreme_bias_plus_inf_gives_nan_row(backend):
+    """+inf bias at one key: that row is NaN (∞ − ∞), the other rows are unaffected."""
+    q, k, v = qkv()
+    b = torch.zeros(1, 2, 3, 5)
+    b[0, 0, 1, 2] = math.inf
+    r = api.hj_attention(q, k, v, scale=0.25, bias=b)
+    ref = api.hj_attention(q, k, v, scale=0.25)
+    bad = torch.zeros(1, 2, 3, dtype=torch.bool)
+    bad[0, 0, 1] = True
+    assert torch.isnan(r.out[bad]).all() and torch.isnan(r.lse[bad]).all()
+    assert torch.isnan(r.entropy[bad]).all()
+    torch.testing.assert_close(r.out[~bad], ref.out[~bad])
+    torch.testing.assert_close(r.lse[~bad], ref.lse[~bad])
+
+
+def test_extreme_nan_key_gives_nan_row(backend):
+    q, k, v = qkv()
+    b = torch.zeros(1, 2, 3, 5)
+    b[0, 1, 2, 3] = math.nan
+    r = api.hj_attention(q, k, v, scale=0.25, bias=b)
+    ref = api.hj_attention(q, k, v, scale=0.25)
+    bad = torch.zeros(1, 2, 3, dtype=torch.bool)
+    bad[0, 1, 2] = True
+    assert torch.isnan(r.out[bad]).all() and torch.isnan(r.lse[bad]).all()
+    assert torch.isnan(r.entropy[bad]).all()
+    torch.testing.assert_close(r.out[~bad], ref.out[~bad])
+    torch.testing.assert_close(r.entropy[~bad], ref.entropy[~bad])
+
+
+@pytest.mark.parametrize(("sq", "sk", "causal", "window"),
+                         [(3, 1, False, None), (1, 5, False, 1), (7, 5, True, None),
+                          (4, 4, True, 1)])
+def test_extreme_tiny_shapes_and_empty_rows(backend, sq, sk, causal, window):
+    """Sk = 1, Sq = 1 with window 1, causal with Sq > Sk (rows with no visible key: out 0,
+    lse −inf, H 0, zero gradients): forward and backward vs fp64."""
+    q, k, v = qkv(sq=sq, sk=sk)
+    r, G, T, Gd = attention_grads(q, k, v, 0.25, None, causal, window)
+    for a, t in zip((r.out, r.lse, r.entropy), T, strict=True):
+        assert rel(a, t) <= TOL
+    for a, t in zip(G, Gd, strict=True):
+        assert rel(a, t) <= TOL
+    if causal and sq > sk:
+        empty = torch.arange(sq) < sq - sk
+        assert (r.out[..., empty, :] == 0).all() and (r.entropy[..., empty] == 0).all()
+        assert (r.lse[..., empty] == -math.inf).all() and (G[0][..., empty, :] == 0).all()
+
+
+def test_extreme_all_rows_masked(backend):
+    q, k, v = qkv()
+    ins = [t.clone().requires_grad_() for t in (q, k, v)]
+    keep = torch.zeros(1, 2, 3, 5, dtype=torch.bool)
+    r = api.hj_attention(*ins, scale=0.25, bias=keep)
+    assert (r.out == 0).all() and (r.lse == -math.inf).all() and (r.entropy == 0).all()
+    (r.out.sum() + r.entropy.sum()).backward()
+    assert all((t.grad == 0).all() for t in ins)
+
+
+def _hc_check(x, W, b, eps, tol):
+    ins = [t.clone().requires_grad_() for t in (x, W, b)]
+    r = api.hopf_cole(*ins, eps)
+    gen = torch.Generator().manual_seed(3)
+    g = [torch.randn(t.shape, generator=gen) for t in (r.value, r.grad, r.entropy)]
+    G = torch.autograd.grad([r.value, r.grad, r.entropy], ins, g)
+    leaves = [t.detach().double().requires_grad_() for t in (x, W, b)]
+    T = hopf_cole_dense(*leaves, eps)
+    Gd = torch.autograd.grad(list(T), leaves, [t.double() for t in g])
+    for a, t in zip((r.value, r.grad, r.entropy), T, strict=True):
+        assert rel(a, t) <= tol
+    for a, t in zip(G, Gd, strict=True):
+        assert rel(a, t) <= tol
+
+
+@pytest.mark.parametrize("case", ["N1", "b_inf", "x0", "eps_big"])
+def test_extreme_hopf_cole(backend, hc_tol, case):
+    g = torch.Generator().manual_seed(2)
+    x, W, b = torch.randn(3, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(6,
+                                                                                      generator=g)
+    eps = 1.0
+    if case == "N1":
+        W, b = W[:1], b[:1]
+    elif case == "b_inf":
+        b[2] = b[4] = -math.inf
+    elif case == "x0":
+        x = torch.zeros_like(x)
+    else:
+        eps = 1e6
+    _hc_check(x, W, b, eps, hc_tol)
+
+
+def test_extreme_hopf_cole_removed_atoms_grads(backend):
+    """b = −inf atoms: zero gradient to their W rows and b entries (not NaN)."""
+    g = torch.Generator().manual_seed(2)
+    x, W, b = torch.randn(3, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(6,
+                                                                                      generator=g)
+    b[2] = -math.inf
+    ins = [t.clone().requires_grad_() for t in (x, W, b)]
+    r = api.hopf_cole(*ins, 1.0)
+    (r.value.sum() + r.grad.sum() + 3 * r.entropy.sum()).backward()
+    assert all(torch.isfinite(t.grad).all() for t in ins)
+    assert (ins[1].grad[2] == 0).all() and ins[2].grad[2] == 0
+
+
+def test_extreme_sweep_eps_range_and_identical_row(backend):
+    eps = [1e-6, 1e-3, 1.0, 1e3, 1e6]
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(4, 7, generator=g)
+    z[1] = 3.25  # identical logits: H = log N at every ε
+    z[2, 3] = -math.inf
+    z[3] *= 1e4
+    r = api.entropy_sweep(z, eps)
+    assert (r[1].double() - math.log(7)).abs().max() <= 2e-7
+    assert (r.double() - sweep_dense(z, eps)).abs().max() <= 1e-6
+    q, k = qkv(sq=3, sk=5, h=1)[:2]
+    r = api.entropy_sweep(None, eps, q=q, k=k, causal=True)
+    s = (q.double() @ k.double().transpose(-1, -2)).masked_fill(
+        ~_visible(3, 5, True, None), -math.inf)
+    assert (r.double() - sweep_dense(s, eps)).abs().max() <= 1e-5
+
+
+# ---- known, not fixed: the fused backward rebuilds π = e^{s − lse} and E_π[s] − s from the
+# forward's fp32 lse; when |lse| ≫ log Sk (huge scores / biases, Hopf–Cole at small ε) fp32 lse
+# has lost log l (ulp(lse) ≈ |lse|·6e-8), so the backward's π no longer sums to 1 and
+# g_H·((lse − H) − s) cancels catastrophically, although the forward is exact. Fixing it needs
+# the forward to hand the backward the row max and log l separately (see the report).
+
+_LSE_XFAIL = pytest.mark.xfail(strict=True, reason="backward from fp32 lse at |lse| ≫ 1")
+
+
+@_LSE_XFAIL
+@pytest.mark.parametrize("eps", [1e-3, 1e-6])
+def test_extreme_hopf_cole_small_eps_backward(backend, hc_tol, eps):
+    """ε small: π one-hot (value, grad, H exact), the gradients are well-conditioned
+    (dx = g_value·W_max + …), but the backward returns 0.3 (ε = 1e-3) … 1e5 (ε = 1e-6) relative
+    error."""
+    g = torch.Generator().manual_seed(2)
+    x, W, b = torch.randn(3, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(6,
+                                                                                      generator=g)
+    _hc_check(x, W, b, eps, max(hc_tol, 1e-4))
+
+
+@_LSE_XFAIL
+def test_extreme_far_bias_row_backward(backend):
+    """Every key of row 0 at bias −1e29 (fp32 and fp64 both absorb q·k: π uniform, forward
+    exact): the backward's π = e^{s − lse} is 1 per key (Σπ = Sk) and the entropy term cancels
+    to ~1e21."""
+    q, k, v = qkv()
+    b = torch.zeros(1, 2, 3, 5)
+    b[:, :, 0, :] = -1e29
+    r, G, T, Gd = attention_grads(q, k, v, 0.25, b)
+    for a, t in zip((r.out, r.lse, r.entropy), T, strict=True):
+        assert rel(a, t) <= TOL
+    for a, t in zip(G, Gd, strict=True):
+        assert rel(a, t) <= TOL
+
+
+@_LSE_XFAIL
+def test_extreme_mask_1e9_row_dv_sums_to_dout(backend):
+    """A row masked by a −1e9 bias (a common mask value): the forward averages v uniformly
+    (fp32 absorbs q·k), so Σ_j dv_j from that row must equal dO; the backward gives Sk·dO."""
+    q, k, v = qkv(h=1)
+    b = torch.zeros(1, 1, 3, 5)
+    b[:, :, 0, :] = -1e9
+    vv = v.clone().requires_grad_()
+    r = api.hj_attention(q, k, vv, scale=0.25, bias=b)
+    assert (r.entropy[0, 0, 0] - math.log(5)).abs() <= 1e-6  # uniform π in the forward
+    go = torch.zeros_like(r.out)
+    go[0, 0, 0] = 1.0
+    r.out.backward(go)
+    torch.testing.assert_close(vv.grad.sum(2)[0, 0], go[0, 0, 0], rtol=1e-5, atol=1e-5)
+
+
+@_LSE_XFAIL
+def test_extreme_huge_logits_backward(backend):
+    """scale·q·k ~ ±1e4: forward exact (one-hot π), backward ≈ 2e-4 relative (> 1e-5)."""
+    q, k, v = qkv()
+    _, G, _, Gd = attention_grads(q, k, v, 2.5e3)
+    for a, t in zip(G, Gd, strict=True):
+        assert rel(a, t) <= TOL
+
+
+# ---- split-K merge (decode path): partial lse values far from 0 ----
+
+
+def merge_far_lse_partials():
+    """Two splits of 32 equal scores each at −1e29 (or −1e9): lse_s = fp32(−1e29 + log 32) =
+    −1e29 for both, so the merged weights must be 1/2 each (Σ w = 1), out = the mean of the
+    partial outputs and H = log 32 + log 2 — not w = e^{lse_s − lse} = 1 each (lse also rounds
+    to −1e29): out = their sum, H = 2·log 32."""
+    out = torch.stack([torch.full((1, 4), 1.0), torch.full((1, 4), 3.0)])  # [S=2, R=1, D=4]
+    res = []
+    for big in (-1e29, -1e9):
+        lse = torch.full((2, 1), big)
+        ent = torch.full((2, 1), math.log(32.0))
+        res.append((out, lse, ent))
+    return res
+
+
+def check_merge(merge) -> None:
+    for out, lse, ent in merge_far_lse_partials():
+        o, tot, h = merge(out, lse, ent, torch.float32)
+        torch.testing.assert_close(o, torch.full((1, 4), 2.0), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(h, torch.full((1,), math.log(64.0)), rtol=1e-6, atol=1e-6)
+        assert tot.item() == lse[0, 0].item()
+
+
+@_LSE_XFAIL
+def test_extreme_topk_weights_far_bias_row(backend):
+    """Top-k weights are e^{score − lse} from the rounded fp32 lse: a row at bias −1e9 (π
+    uniform over 8 keys in the forward, H = log 8) reports top-k weights 1, 1, 1 — not 1/8."""
+    q, k, v = qkv(sk=8, h=1)
+    b = torch.zeros(1, 1, 3, 8)
+    b[:, :, 0, :] = -1e9
+    r = api.hj_attention(q, k, v, scale=0.25, bias=b, topk=3)
+    assert (r.entropy[0, 0, 0] - math.log(8)).abs() <= 1e-6
+    torch.testing.assert_close(r.topk_weights[0, 0, 0], torch.full((3,), 1 / 8))
