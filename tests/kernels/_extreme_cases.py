@@ -8,24 +8,12 @@ from __future__ import annotations
 import math
 
 import torch
+from _kernel_fp64 import visible as _visible
 from torch import Tensor
 
 from hjplug.kernels import api
 
 FMIN = torch.finfo(torch.float32).min
-
-
-def _visible(sq: int, sk: int, causal: bool, window: int | None) -> Tensor:
-    i = torch.arange(sq)[:, None] + (sk - sq)
-    j = torch.arange(sk)[None, :]
-    ok = torch.ones(sq, sk, dtype=torch.bool)
-    if causal:
-        ok &= j <= i
-    if window:
-        ok &= j > i - window
-        if not causal:
-            ok &= j < i + window
-    return ok
 
 
 def attention_dense(q, k, v, scale, bias=None, causal=False, window=None):
