@@ -372,12 +372,15 @@ def merge_far_lse_partials():
     return res
 
 
-def check_merge(merge) -> None:
+def check_merge(merge) -> list[Tensor]:
+    """Merge each far-lse case; returns the merged entropies (each must be log 64)."""
+    ents = []
     for out, lse, ent in merge_far_lse_partials():
         o, tot, h = merge(out, lse, ent, torch.float32)
         torch.testing.assert_close(o, torch.full((1, 4), 2.0), rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(h, torch.full((1,), math.log(64.0)), rtol=1e-6, atol=1e-6)
         assert tot.item() == lse[0, 0].item()
+        ents.append(h)
+    return ents
 
 
 @_LSE_XFAIL

@@ -5,6 +5,8 @@ kernels in interp/test_interp_extreme_values.py)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from _extreme_cases import (  # noqa: F401  (collected by pytest)
     test_extreme_all_rows_masked,
@@ -43,4 +45,7 @@ def test_reference_merge_splits_far_lse():
 
     from hjplug.kernels.reference.split_merge import merge_splits
 
-    check_merge(merge_splits)
+    ents = check_merge(merge_splits)
+    assert len(ents) == 2  # the −1e29 and −1e9 cases
+    for h in ents:  # two splits of 32 equal scores: H = log 32 + log 2, not 2·log 32
+        assert abs(float(h) - math.log(64.0)) <= 1e-6

@@ -7,6 +7,7 @@ Run by tests/kernels/test_interpreter_subprocess.py (needs TRITON_INTERPRET=1 at
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -59,7 +60,10 @@ def test_triton_merge_splits_far_lse():
 
     from hjplug.kernels.triton.split_merge import merge_splits
 
-    check_merge(merge_splits)
+    ents = check_merge(merge_splits)
+    assert len(ents) == 2  # the −1e29 and −1e9 cases
+    for h in ents:  # two splits of 32 equal scores: H = log 32 + log 2, not 2·log 32
+        assert abs(float(h) - math.log(64.0)) <= 1e-6
 
 
 @pytest.mark.parametrize("big", [-1e29, -1e9])
