@@ -35,8 +35,8 @@ def setup(problem: str):  # type: ignore[no-untyped-def]
     import torch
 
     from hjplug.kernels import _backward
-    from hjplug.kernels.reference.hj_attention import hj_attention
-    from hjplug.kernels.reference.hopf_cole import hopf_cole
+    from hjplug.kernels.reference.hj_attention import hj_attention, hj_attention_parts
+    from hjplug.kernels.reference.hopf_cole import hopf_cole, hopf_cole_parts
 
     g = torch.Generator().manual_seed(0)
     if problem.startswith("attention"):
@@ -48,11 +48,11 @@ def setup(problem: str):  # type: ignore[no-untyped-def]
         if problem.endswith("minilm"):
             mask = torch.zeros(B, 1, 1, S)
             mask[::4, ..., 96:] = float("-inf")  # [B, 1, 1, S] key padding
-        r = hj_attention(q, k, v, scale=scale, causal=causal, bias=mask)
+        r, pa = hj_attention_parts(q, k, v, scale=scale, causal=causal, bias=mask)
         grads = (torch.randn(B, H, S, D, generator=g), None, torch.randn(B, H, S, generator=g),
                  None)
         outs = (r.out, r.lse, r.entropy, r.lse.new_empty((B, H, S, 0)),
-                torch.empty((B, H, S, 0), dtype=torch.long))
+                torch.empty((B, H, S, 0), dtype=torch.long), pa)
         cfg = (scale, causal, -1, 0)
 
         def fused():
@@ -79,10 +79,10 @@ def setup(problem: str):  # type: ignore[no-untyped-def]
     x = torch.randn(M, d, generator=g)
     W = torch.randn(N, d, generator=g) / d ** 0.5
     b = torch.randn(N, generator=g)
-    r = hopf_cole(x, W, b, eps)
+    hr, hpa = hopf_cole_parts(x, W, b, eps)
     grads = (torch.randn(M, generator=g), None, torch.randn(M, generator=g), None)
-    outs = (r.value, r.grad, r.entropy, r.value.new_empty((M, 0)),
-            torch.empty((M, 0), dtype=torch.long))
+    outs = (hr.value, hr.grad, hr.entropy, hr.value.new_empty((M, 0)),
+            torch.empty((M, 0), dtype=torch.long), hpa)
 
     def fused():
         return _backward.hopf_cole_grads((x, W, b), outs, eps, 0, (True,) * 3, grads)

@@ -2,13 +2,15 @@
 
     PYTHONUNBUFFERED=1 python benchmarks/gpu_backward.py        (GPU_CHECK_DRY=1: tiny, on CPU)
 
-Correctness: gradients of L = Σ out·g_o + Σ lse·g_l + Σ H·g_H (fresh random inputs and upstream
-grads) from the fused backward on bf16 inputs, against autograd through a dense fp32 evaluation
-on the same (upcast) inputs; the limit is 2× the error of autograd through the same dense
-evaluation run in bf16 (PyTorch's own error at that precision), and for the out-only gradient
-2× SDPA's (flash) bf16 backward error. Speed: backward alone (autograd.grad on a kept graph,
-CUDA events, medians) beside SDPA flash / cuDNN backward, and the Hopf–Cole layer's forward +
-backward beside plain PyTorch autograd, with peak memory. JSON to $OUT/gpu_backward.json.
+Correctness: at |lse| ≫ log Sk (a −1e9 / −1e29 mask row, huge scores, Hopf–Cole at small ε)
+the fp32 gradients against fp64 (`correctness_far_lse`); then gradients of
+L = Σ out·g_o + Σ lse·g_l + Σ H·g_H (fresh random inputs and upstream grads) from the fused
+backward on bf16 inputs, against autograd through a dense fp32 evaluation on the same (upcast)
+inputs; the limit is 2× the error of autograd through the same dense evaluation run in bf16
+(PyTorch's own error at that precision), and for the out-only gradient 2× SDPA's (flash) bf16
+backward error. Speed: backward alone (autograd.grad on a kept graph, CUDA events, medians)
+beside SDPA flash / cuDNN backward, and the Hopf–Cole layer's forward + backward beside plain
+PyTorch autograd, with peak memory. JSON to $OUT/gpu_backward.json.
 """
 
 from __future__ import annotations
@@ -237,12 +239,80 @@ def plain_fp32(x, W, b, eps, g_v, g_h):
     return plain_at(x, W, b, eps, g_v, g_h, torch.float32)
 
 
+def _dense64(q, k, v, scale, bias=None):
+    """(out, lse, H) in fp64 with the max detached in lse (its gradient stays softmax where fp64
+    itself rounds lse to the max: |lse| ≫ log Sk)."""
+    s = (q.double() @ k.double().transpose(-1, -2)) * scale
+    if bias is not None:
+        s = s + bias.double()
+    mx = s.amax(-1, keepdim=True).detach()
+    lse = (mx + (s - mx).exp().sum(-1, keepdim=True).log()).squeeze(-1)
+    lp = torch.log_softmax(s, -1)
+    p = lp.exp()
+    return p @ v.double(), lse, -(p * lp).sum(-1)
+
+
+def correctness_far_lse():
+    """|lse| ≫ log Sk (a −1e9 / −1e29 mask row, scale·q·k ~ 1e4, Hopf–Cole at ε = 1e-3): the
+    backward and top-k rebuild π from lse_parts (m, log₂ l), so they stay exact where fp32 lse
+    has rounded log l away; fp32 inputs (attention "ieee", Hopf–Cole TF32) against fp64."""
+    bwd.AUTOTUNE = hja.AUTOTUNE = False
+    g = torch.Generator(device=DEV).manual_seed(11)
+    q, k, v = (torch.randn(1, 2, n, 16, device=DEV, generator=g) for n in (3, 5, 5))
+    for label, scale, big in (("row at bias -1e29", 0.25, -1e29),  # fp64 absorbs q·k too
+                              ("scale*q*k ~ 1e4", 2.5e3, 0.0)):
+        bias = torch.zeros(1, 2, 3, 5, device=DEV)
+        bias[:, :, 0, :] = big
+        gs = [torch.randn(1, 2, 3, 16, device=DEV), torch.randn(1, 2, 3, device=DEV),
+              torch.randn(1, 2, 3, device=DEV)]
+
+        def ours(q_, k_, v_, scale=scale, bias=bias):
+            r = api.hj_attention(q_, k_, v_, scale=scale, bias=bias)
+            return r.out, r.lse, r.entropy
+
+        got = _grads(ours, [q, k, v], gs)
+        want = _grads(lambda a, b, c, scale=scale, bias=bias: _dense64(a, b, c, scale, bias),
+                      [q, k, v], [t.double() for t in gs])
+        for name, a, w in zip("qkv", got, want, strict=True):
+            check(f"far lse: {label} d{name} vs fp64", rel(a, w), 0.0, 1e-5)
+    # a −1e9 mask row: fp32 absorbs q·k (fp64 does not), π uniform: Σ_j dv_j = dO, weights 1/5
+    vv = v.detach().clone().requires_grad_(True)
+    r = api.hj_attention(q, k, vv, scale=0.25, bias=torch.full((1, 2, 3, 5), -1e9, device=DEV),
+                         topk=2)
+    go = torch.randn_like(r.out)
+    r.out.backward(go)
+    check("far lse: -1e9 row, sum_j dv_j vs dO", rel(vv.grad.sum(2), go.sum(2)), 0.0, 1e-5)
+    tw_err = float((r.topk_weights - 0.2).abs().max())
+    check("far lse: top-k weights of a -1e9 row (|w - 1/5|)", tw_err, 0.0, 1e-6)
+    x, W, b = (torch.randn(*s_, device=DEV, generator=g) for s_ in ((64, 32), (300, 32), (300,)))
+    for eps in (1e-3, 1e-6):
+        g_v, g_h = torch.randn(64, device=DEV), torch.randn(64, device=DEV)
+
+        def hc(x_, W_, b_, eps=eps):
+            o = api.hopf_cole(x_, W_, b_, eps)
+            return o.value, o.entropy
+
+        def hc64(x_, W_, b_, eps=eps):
+            z = (x_.double() @ W_.double().T + b_.double()) / eps
+            mx = z.amax(-1, keepdim=True).detach()
+            lp = torch.log_softmax(z, -1)
+            val = (mx + (z - mx).exp().sum(-1, keepdim=True).log()).squeeze(-1) * eps
+            return val, -(lp.exp() * lp).sum(-1)
+
+        got = _grads(hc, [x, W, b], [g_v, g_h])
+        want = _grads(hc64, [x, W, b], [g_v.double(), g_h.double()])
+        for name, a, w in zip(("x", "W", "b"), got, want, strict=True):  # TF32 multiplies
+            check(f"far lse: hopf_cole eps={eps} d{name} (value+H) vs fp64", rel(a, w), 0.0,
+                  2e-3)
+    bwd.AUTOTUNE = hja.AUTOTUNE = True
+
+
 def main() -> int:
     name = "CPU (dry run)" if DRY else torch.cuda.get_device_properties(0).name
     RESULTS["env"] = dict(device=name, torch=torch.__version__, triton=triton.__version__,
                           date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     log(f"{RESULTS['env']}")
-    for fn in (correctness, time_attention, time_hopf_cole):
+    for fn in (correctness, correctness_far_lse, time_attention, time_hopf_cole):
         log(f"--- {fn.__name__}")
         run_section(fn, RESULTS)
     title = f"{RESULTS['env']['device']}, torch {torch.__version__}, triton {triton.__version__}"

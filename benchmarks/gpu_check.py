@@ -523,14 +523,15 @@ def time_decode():
         RESULTS["errors"].append(f"decode sdpa: {exc!r}")
     S = 16
     out = torch.randn(S, B, H, 1, D, device=DEV)
-    lse = torch.randn(S, B, H, 1, device=DEV)
+    parts = torch.stack([torch.randn(S, B, H, 1, device=DEV) * 4,  # (m, log₂ l) per split
+                         torch.rand(S, B, H, 1, device=DEV) * 8], dim=-1)
     ent = torch.rand(S, B, H, 1, device=DEV)
-    a, b_ = merge_triton(out, lse, ent, BF16), merge_torch(out, lse, ent, BF16)
+    a, b_ = merge_triton(out, parts, ent, BF16), merge_torch(out, parts, ent, BF16)
     ok = all(float((x.float() - y.float()).abs().max()) <= 2e-2 for x, y in zip(a, b_,
                                                                                   strict=True))
     RESULTS["checks"].append(dict(name="split merge triton vs torch (16 splits)", ok=ok))
-    for name, fn in (("merge triton", lambda: merge_triton(out, lse, ent, BF16)),
-                     ("merge torch", lambda: merge_torch(out, lse, ent, BF16))):
+    for name, fn in (("merge triton", lambda: merge_triton(out, parts, ent, BF16)),
+                     ("merge torch", lambda: merge_torch(out, parts, ent, BF16))):
         res[name], res[name + " synced"] = bench(fn), bench(fn, synced=True)
     RESULTS["timings"].append(dict(op="decode", B=B, H=H, Hk=Hk, D=D, Sk=Sk, dtype="bf16",
                                    ms=res))

@@ -7,7 +7,7 @@ and what instrumentation costs beside the stock forward; plus a hopf_cole config
 Correctness (fp32, fresh seeded models built from configs; no hub access):
   - HF BERT (padding mask) and Llama (grouped-query, causal) with `hjplug.instrument(...,
     backend="kernel")`: entropy / top-k π against eager `output_attentions=True` (fp64 entropy
-    of the returned π) ≤ 1e-5; every attention call reached `hj_attention_fwd` (counted), no
+    of the returned π) ≤ 1e-5; every attention call reached `hj_attention_fwd_parts` (counted), no
     KernelFallbackWarning.
   - FX: `hjplug.convert` of the same BERT; statistics-only instrumentation runs the Triton
     kernel (counted; the recorder's note says "triton path") and matches eager ≤ 1e-5.
@@ -77,21 +77,21 @@ def section(fn) -> None:
 
 
 class Counter:
-    """Counts calls of hja.hj_attention_fwd (looked up by name at each call by the ops)."""
+    """Counts calls of hja.hj_attention_fwd_parts (looked up by name at each call by the ops)."""
 
     def __init__(self) -> None:
         self.n = 0
-        self._real = hja.hj_attention_fwd
+        self._real = hja.hj_attention_fwd_parts
 
     def __enter__(self) -> Counter:
         def counted(*a, **kw):
             self.n += 1
             return self._real(*a, **kw)
-        hja.hj_attention_fwd = counted
+        hja.hj_attention_fwd_parts = counted
         return self
 
     def __exit__(self, *exc: object) -> None:
-        hja.hj_attention_fwd = self._real
+        hja.hj_attention_fwd_parts = self._real
 
 
 # --------------------------------------------------------------------------- tiny models

@@ -1,7 +1,8 @@
 """Backward of the fused ops: closed form from the saved forward statistics (no recompute of
 the forward, no autograd graph over scores).
 
-hj_attention / hopf_cole: π is rebuilt from the saved lse inside the fused backward
+hj_attention / hopf_cole: π is rebuilt from the saved lse_parts (m, log₂ l) inside the fused
+backward
 (`hj_attention_bwd`: Triton on CUDA, the chunked reference twin otherwise, via the registry), so
 time is one flash-style backward and memory O((Sq + Sk)·D) beside the inputs (O((M + N)·d) for
 Hopf–Cole); the entropy's gradient is one more multiply-add per score. Top-k weights add a sparse
@@ -46,11 +47,12 @@ def _vjp(fn, inputs: Sequence[Tensor | None], needs: Sequence[bool],
 @torch.library.custom_op("hjplug::hj_attention_backward", mutates_args=())
 def hj_attention_backward_op(
     q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
-    window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor, needs_bias: bool,
+    window: int, parts: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor, needs_bias: bool,
     kv_same: bool, precision: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(dq, dk, dv, dbias) of the fused backward as one op (so torch.compile / export see one
-    node): Triton on CUDA, the chunked twin otherwise. kv_same: v is k (Hopf–Cole), dk is the
+    node): Triton on CUDA, the chunked twin otherwise; parts: the forward's lse_parts
+    [B, H, Sq, 2]. kv_same: v is k (Hopf–Cole), dk is the
     whole gradient and dv is empty; dbias is empty unless needs_bias. precision "tf32" (fp32
     only, the Hopf–Cole forward's mode): operands rounded to tf32 first, as the forward did."""
     why = None if v.shape[-1] == q.shape[-1] else "value head dim differs from query head dim"
@@ -66,14 +68,15 @@ def hj_attention_backward_op(
     else:
         from hjplug.kernels.reference.hj_attention_bwd import hj_attention_bwd
     dq, dk, dv, db = hj_attention_bwd(q, k, k if kv_same else v, bias, scale, causal, window,
-                                      lse, g_out, c, gh, needs_bias, precision, kv_same)
+                                      parts, g_out, c, gh, needs_bias, precision, kv_same)
     none = q.new_empty((0,))
     return (dq.contiguous(), dk.contiguous(), none if dv is None else dv.contiguous(),
             none.clone() if db is None else db.contiguous())
 
 
 @hj_attention_backward_op.register_fake
-def _(q, k, v, bias, scale, causal, window, lse, g_out, c, gh, needs_bias, kv_same, precision):
+def _(q, k, v, bias, scale, causal, window, parts, g_out, c, gh, needs_bias, kv_same,
+      precision):
     want_db = needs_bias and bias is not None and bias.is_floating_point()
     return (q.new_empty(q.shape), k.new_empty(k.shape),  # contiguous, as the real outputs
             q.new_empty((0,)) if kv_same else v.new_empty(v.shape),
@@ -91,21 +94,22 @@ def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
                     cfg: tuple, needs: Sequence[bool], grads: Sequence[Tensor | None]
                     ) -> tuple[Grad, Grad, Grad, Grad]:
     """(dq, dk, dv, dbias) given the forward's inputs (q, k, v, bias), outputs
-    (out, lse, entropy, topk_weights, topk_indices) and the grads of the first four outputs."""
+    (out, lse, entropy, topk_weights, topk_indices, lse_parts) and the grads of the first four
+    outputs."""
     q, k, v, bias = inputs
     assert q is not None and k is not None and v is not None
-    out, lse, ent, tw, ti = outputs
+    out, _, ent, tw, ti, parts = outputs
     scale, causal, window, topk = cfg
     g_out, g_lse, g_ent, g_tw = grads
     needs_bias = bool(needs[3]) and bias is not None and bias.is_floating_point()
     if not (any(needs[:3]) or needs_bias):
         return None, None, None, None
-    c, gh = row_terms(out, lse, ent, g_out, g_lse, g_ent)
+    c, gh = row_terms(out, parts, ent, g_out, g_lse, g_ent)
     tg = None
     if topk and g_tw is not None and tw.numel():
         tg = topk_grad(q, k, scale, tw, ti, g_tw, needs_bias, one_row(bias))
         c = c + tg.c.to(c.dtype)
-    dq, dk, dv, db = hj_attention_backward_op(q, k, v, bias, scale, causal, window, lse,
+    dq, dk, dv, db = hj_attention_backward_op(q, k, v, bias, scale, causal, window, parts,
                                               g_out, c, gh, needs_bias, False, "ieee")
     if tg is not None:
         dq, dk = _add(dq, tg.dq), _add(dk, tg.dk)
@@ -119,23 +123,24 @@ def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
 def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: float,
                     topk: int, needs: Sequence[bool], grads: Sequence[Tensor | None]
                     ) -> tuple[Grad, Grad, Grad]:
-    """(dx, dW, db) given (x, W, b), outputs (value, grad, entropy, topk_weights, indices) and
-    the grads of the first four. One attention row per x: q = x, k = v = W (one tensor, so the
-    fused backward returns dW = dk + dv as dk), bias = b/ε, scale = 1/ε, lse = value/ε;
+    """(dx, dW, db) given (x, W, b), outputs (value, grad, entropy, topk_weights, indices,
+    lse_parts) and the grads of the first four. One attention row per x: q = x, k = v = W (one
+    tensor, so the fused backward returns dW = dk + dv as dk), bias = b/ε, scale = 1/ε (the
+    forward's own bias and scale, so the backward's scores are the forward's), g_lse = ε·g_value;
     db = dbias/ε."""
     x, W, b = inputs
-    value, grad, ent, tw, ti = outputs
+    _, grad, ent, tw, ti, parts = outputs
     g_val, g_grad, g_ent, g_tw = grads
     if not any(needs[:3]):
         return None, None, None
     M, d = x.shape
     N = W.shape[0]
-    ct = value.dtype
+    ct = parts.dtype
     q = x.reshape(1, 1, M, d)
     kw = W.reshape(1, 1, N, d)
     bias = (b.to(ct) / eps).reshape(1, 1, 1, N)
-    lse = (value / eps).reshape(1, 1, M)
-    c, gh = row_terms(grad.reshape(1, 1, M, d), lse, ent.reshape(1, 1, M),
+    parts4 = parts.reshape(1, 1, M, 2)
+    c, gh = row_terms(grad.reshape(1, 1, M, d), parts4, ent.reshape(1, 1, M),
                       None if g_grad is None else g_grad.reshape(1, 1, M, d),
                       None if g_val is None else (g_val * eps).reshape(1, 1, M),
                       None if g_ent is None else g_ent.reshape(1, 1, M))
@@ -155,7 +160,7 @@ def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: fl
                        g_tw.reshape(1, 1, M, kk), bool(needs[2]), one_row=True)
         c = c + tg.c.to(c.dtype)
     g_out = None if g_grad is None else g_grad.reshape(1, 1, M, d)
-    dq, dk, _, dbias = hj_attention_backward_op(q, kw, kw, bias, 1.0 / eps, False, -1, lse,
+    dq, dk, _, dbias = hj_attention_backward_op(q, kw, kw, bias, 1.0 / eps, False, -1, parts4,
                                                 g_out, c, gh, bool(needs[2]), True,
                                                 "tf32" if tf32 else "ieee")
     if tg is not None:

@@ -32,7 +32,7 @@ def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
     twin torch.topk's order.
     """
     scale_f, win = check_attention(q, k, v, scale, bias, window, topk)
-    out, lse, ent, tw, ti = ops.hj_attention_op(q, k, v, bias, scale_f, bool(causal), win, topk)
+    out, lse, ent, tw, ti, _ = ops.hj_attention_op(q, k, v, bias, scale_f, bool(causal), win, topk)
     return HJAttentionOutput(out, lse, ent, tw if topk else None, ti if topk else None)
 
 
@@ -49,7 +49,7 @@ def hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float = 1.0, *, topk: int = 
     own precision with fp32 accumulation; lse, entropy and the merge are fp32 throughout.
     """
     e = check_hopf_cole(x, W, b, eps, topk)
-    value, grad, ent, tw, ti = ops.hopf_cole_op(x, W, b, e, topk)
+    value, grad, ent, tw, ti, _ = ops.hopf_cole_op(x, W, b, e, topk)
     return HopfColeOutput(value, grad, ent, tw if topk else None, ti if topk else None)
 
 

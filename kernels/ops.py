@@ -6,8 +6,12 @@ closed-form backward from the saved statistics, itself one op `hjplug::hj_attent
 
 Schemas (all outputs new tensors; topk = 0 gives empty [..., 0] top-k outputs):
     hj_attention(q, k, v, bias?, scale, causal, window (−1 none), topk)
-        -> (out, lse, entropy, topk_weights, topk_indices)
-    hopf_cole(x, W, b, eps, topk) -> (value, grad, entropy, topk_weights, topk_indices)
+        -> (out, lse, entropy, topk_weights, topk_indices, lse_parts)
+    hopf_cole(x, W, b, eps, topk) -> (value, grad, entropy, topk_weights, topk_indices,
+                                      lse_parts)
+lse_parts [..., 2] = (m, log₂ l) per row, base 2 (log₂ Z = m + log₂ l, m = the row's largest
+score as the forward computed it): what the backward and top-k rebuild π from, so log l is not
+lost in the rounding of a large |lse| (kernels/reference/_online.py). The public API drops it.
     entropy_sweep(logits?, eps[], q?, k?, causal) -> entropies [..., K]
 """
 
@@ -22,7 +26,7 @@ from hjplug.kernels._checks import stats_dtype
 
 __all__ = ["entropy_sweep_op", "hj_attention_op", "hopf_cole_op"]
 
-Out5 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+Out6 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
 def _empty_topk(rows: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor]:
@@ -33,23 +37,26 @@ def _empty_topk(rows: tuple[int, ...], like: Tensor) -> tuple[Tensor, Tensor]:
 # ------------------------------------------------------------------------------- hj_attention
 @torch.library.custom_op("hjplug::hj_attention", mutates_args=())
 def hj_attention_op(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float,
-                    causal: bool, window: int, topk: int) -> Out5:
+                    causal: bool, window: int, topk: int) -> Out6:
     extra = None if v.shape[-1] == q.shape[-1] else "value head dim differs from query head dim"
     tensors = (q, k, v) if bias is None else (q, k, v, bias)
     c = registry.resolve("hj_attention", *tensors, head_dim=q.shape[-1], topk=topk,
                          unsupported=extra)
     if c.backend == "triton":
-        from hjplug.kernels.triton.hj_attention import hj_attention_fwd
+        from hjplug.kernels.triton.hj_attention import hj_attention_fwd_parts
 
-        out, lse, ent, tw, ti = hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
+        out, lse, ent, tw, ti, parts = hj_attention_fwd_parts(q, k, v, bias, scale, causal,
+                                                              window, topk)
     else:
-        from hjplug.kernels.reference.hj_attention import hj_attention
+        from hjplug.kernels.reference.hj_attention import hj_attention_parts
 
-        out, lse, ent, tw, ti = hj_attention(q, k, v, scale=scale, causal=causal, bias=bias,
-                                             window=None if window < 0 else window, topk=topk)
+        (out, lse, ent, tw, ti), parts = hj_attention_parts(
+            q, k, v, scale=scale, causal=causal, bias=bias,
+            window=None if window < 0 else window, topk=topk)
     if tw is None or ti is None:
         tw, ti = _empty_topk(lse.shape, lse)
-    return out.contiguous(), lse.contiguous(), ent.contiguous(), tw.contiguous(), ti.contiguous()
+    return (out.contiguous(), lse.contiguous(), ent.contiguous(), tw.contiguous(),
+            ti.contiguous(), parts.contiguous())
 
 
 @hj_attention_op.register_fake
@@ -58,7 +65,7 @@ def _(q, k, v, bias, scale, causal, window, topk):
     sd = stats_dtype(q.dtype)
     return (q.new_empty((B, H, Sq, v.shape[-1])), q.new_empty((B, H, Sq), dtype=sd),
             q.new_empty((B, H, Sq), dtype=sd), q.new_empty((B, H, Sq, topk), dtype=sd),
-            q.new_empty((B, H, Sq, topk), dtype=torch.long))
+            q.new_empty((B, H, Sq, topk), dtype=torch.long), q.new_empty((B, H, Sq, 2), dtype=sd))
 
 
 def _attn_setup(ctx, inputs, output):
@@ -67,7 +74,7 @@ def _attn_setup(ctx, inputs, output):
     ctx.cfg = (scale, causal, window, topk)
 
 
-def _attn_backward(ctx, g_out, g_lse, g_ent, g_tw, g_ti):
+def _attn_backward(ctx, g_out, g_lse, g_ent, g_tw, g_ti, g_parts):
     saved = ctx.saved_tensors
     grads = attention_grads(saved[:4], saved[4:], ctx.cfg, ctx.needs_input_grad[:4],
                             (g_out, g_lse, g_ent, g_tw if ctx.cfg[3] else None))
@@ -79,20 +86,20 @@ hj_attention_op.register_autograd(_attn_backward, setup_context=_attn_setup)
 
 # ---------------------------------------------------------------------------------- hopf_cole
 @torch.library.custom_op("hjplug::hopf_cole", mutates_args=())
-def hopf_cole_op(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int) -> Out5:
+def hopf_cole_op(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int) -> Out6:
     c = registry.resolve("hopf_cole", x, W, b, head_dim=x.shape[-1], topk=topk)
     if c.backend == "triton":
-        from hjplug.kernels.triton.hopf_cole import hopf_cole_fwd
+        from hjplug.kernels.triton.hopf_cole import hopf_cole_fwd_parts
 
-        value, grad, ent, tw, ti = hopf_cole_fwd(x, W, b, eps, topk)
+        value, grad, ent, tw, ti, parts = hopf_cole_fwd_parts(x, W, b, eps, topk)
     else:
-        from hjplug.kernels.reference.hopf_cole import hopf_cole
+        from hjplug.kernels.reference.hopf_cole import hopf_cole_parts
 
-        value, grad, ent, tw, ti = hopf_cole(x, W, b, eps, topk=topk)
+        (value, grad, ent, tw, ti), parts = hopf_cole_parts(x, W, b, eps, topk=topk)
     if tw is None or ti is None:
         tw, ti = _empty_topk(value.shape, value)
     return (value.contiguous(), grad.contiguous(), ent.contiguous(), tw.contiguous(),
-            ti.contiguous())
+            ti.contiguous(), parts.contiguous())
 
 
 @hopf_cole_op.register_fake
@@ -100,7 +107,8 @@ def _(x, W, b, eps, topk):
     M = x.shape[0]
     sd = stats_dtype(x.dtype)
     return (x.new_empty((M,), dtype=sd), x.new_empty(x.shape), x.new_empty((M,), dtype=sd),
-            x.new_empty((M, topk), dtype=sd), x.new_empty((M, topk), dtype=torch.long))
+            x.new_empty((M, topk), dtype=sd), x.new_empty((M, topk), dtype=torch.long),
+            x.new_empty((M, 2), dtype=sd))
 
 
 def _hc_setup(ctx, inputs, output):
@@ -109,7 +117,7 @@ def _hc_setup(ctx, inputs, output):
     ctx.cfg = (eps, topk)
 
 
-def _hc_backward(ctx, g_val, g_grad, g_ent, g_tw, g_ti):
+def _hc_backward(ctx, g_val, g_grad, g_ent, g_tw, g_ti, g_parts):
     eps, topk = ctx.cfg
     saved = ctx.saved_tensors
     grads = hopf_cole_grads(saved[:3], saved[3:], eps, topk, ctx.needs_input_grad[:3],

@@ -4,6 +4,10 @@ Scores are in base 2, t = log₂e·s (so 2^t = e^s), as in the Triton kernels. S
 relative to the running max m (m starts at −10³⁰, finite, so no inf − inf ever appears):
     l = Σ_j 2^{t_j − m}          a = Σ_j 2^{t_j − m}·(t_j − m)          acc = Σ_j 2^{t_j − m} v_j
     lse = ln2·(m + log₂ l)       H = ln2·(log₂ l − a/l)   (= lse − E_π[s])      out = acc/l
+The pair (m, log₂ l) — `lse_parts` — is kept beside the rounded lse: a backward or a top-k
+weight rebuilds π_j = 2^{(t_j − m) − log₂ l} with t_j − m exact at the row's largest scores,
+so log l survives however large |lse| is (fp32 lse = m + log₂ l rounds log l away once
+|lse| ≫ log Sk: at |lse| = 1e9, ulp(lse) = 64).
 A new chunk with max m' ≥ m rescales by α = 2^{m − m'}:  l ← α·l,  a ← α·(a + l·(m − m')).
 Removed keys carry t = −inf: 2^{−inf} = 0, and d = t − m is clamped at −10⁴ before p·d
 (2^{−10⁴} = 0 in fp32 and fp64, so the clamp changes no product and no 0·(−inf) appears).
@@ -22,7 +26,8 @@ from torch import Tensor
 
 from hjplug.kernels.reference.topk import pad_topk
 
-__all__ = ["LN2", "LOG2E", "OnlineStats", "empty", "finish", "merge_chunk", "topk_result"]
+__all__ = ["LN2", "LOG2E", "OnlineStats", "empty", "finish", "lse_parts", "merge_chunk",
+           "topk_result", "unpack_parts"]
 
 LOG2E = 1.0 / math.log(2.0)
 LN2 = math.log(2.0)
@@ -96,10 +101,24 @@ def finish(st: OnlineStats) -> tuple[Tensor | None, Tensor, Tensor]:
     return out, lse, ent
 
 
-def topk_result(topv: Tensor, topi: Tensor, lse: Tensor, topk: int) -> tuple[Tensor, Tensor]:
-    """Top-k π = e^{s − lse} [..., topk] and key indices; removed keys and padding (fewer keys
-    than topk): weight 0, index −1."""
-    lse_safe = lse.masked_fill(~torch.isfinite(lse), 0.0)  # rows with no visible key
-    tw = torch.exp(topv * LN2 - lse_safe.unsqueeze(-1))  # [..., k]
+def lse_parts(st: OnlineStats) -> Tensor:
+    """[..., 2] = (m, log₂ l) of each row, base 2: log₂ Z = m + log₂ l (log₂ l = −inf for a row
+    with no visible key, NaN for a NaN row)."""
+    return torch.stack([st.m.squeeze(-1), st.l.log2()], dim=-1)
+
+
+def unpack_parts(parts: Tensor) -> tuple[Tensor, Tensor]:
+    """(m, r) [...] of lse_parts [..., 2], with r = log₂ l, and r = +inf for rows with no
+    visible key so that π = 2^{(t − m) − r} is 0 there without a mask (never 2^{+inf})."""
+    m, r = parts.unbind(-1)
+    return m, r.masked_fill(r == -math.inf, math.inf)
+
+
+def topk_result(topv: Tensor, topi: Tensor, parts: Tensor, topk: int) -> tuple[Tensor, Tensor]:
+    """Top-k π = 2^{(t − m) − log₂ l} [..., topk] from the raw base-2 scores topv and the rows'
+    lse_parts, and key indices; removed keys and padding (fewer keys than topk): weight 0,
+    index −1."""
+    m, r = unpack_parts(parts)
+    tw = torch.exp2((topv - m.unsqueeze(-1)) - r.unsqueeze(-1))  # [..., k]; 0 at t = −inf
     ti = torch.where(torch.isfinite(topv), topi, torch.full_like(topi, -1))
     return pad_topk(tw, ti, topk)

@@ -13,6 +13,8 @@ block can see (causal / window band) are skipped, as the kernel's loop bounds do
 is aligned bottom-right (query i sees key j ≤ i + Sk − Sq, as SDPA/flash with a KV cache);
 `window` = w keeps keys with i + Sk − Sq − w < j (and, when not causal, j < i + Sk − Sq + w).
 Computes in fp32 (fp64 stays); differentiable (the backward recomputes through this twin).
+`hj_attention_parts` also returns each row's lse_parts (m, log₂ l) for the fused backward, whose
+twin recomputes the base-2 scores with the same `chunk_scores` (bitwise the same t).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from hjplug.kernels._checks import check_attention, stats_dtype
 from hjplug.kernels.records import HJAttentionOutput
 from hjplug.kernels.reference import _online
 
-__all__ = ["as_additive", "hj_attention", "key_range", "visible_mask", "zero_outside_band"]
+__all__ = ["as_additive", "chunk_scores", "hj_attention", "hj_attention_parts", "key_range",
+           "visible_mask", "zero_outside_band"]
 
 BLOCK_SCORES = 1 << 18  # scores per block (fp32: 1 MiB; with its powers ≈ a 2 MiB L2)
 KEY_CHUNK = 512  # default keys per chunk
@@ -92,12 +95,44 @@ def _splits(n: int, most: int) -> list[tuple[int, int]]:
     return [(i, min(n, i + most)) for i in range(0, n, most)]
 
 
+def chunk_scores(qb: Tensor, kb: Tensor, alpha: float, add: Tensor | None, nq: int,
+                 band: int | None, causal: bool, window: int, out: Tensor | None = None
+                 ) -> Tensor:
+    """Base-2 scores t = alpha·q·kᵀ + add [nh, g·nq, C] of a block of queries qb [nh, g·nq, D]
+    (g heads × nq queries) against a chunk of keys kb [nh, C, D]; add [nh, g, nq, C] is
+    log₂e·bias or None; band = i0 + Sk − Sq − j0 when a causal / window rule applies, else None
+    (keys outside it get −inf). The forward and the backward twin both call this, so they see
+    bitwise the same t: the backward's t − m is exact wherever the forward's was."""
+    nh, C = kb.shape[0], kb.shape[1]
+    zero = torch.zeros((), dtype=qb.dtype, device=qb.device)
+    t = torch.baddbmm(zero, qb, kb.mT, beta=0.0, alpha=alpha, out=out)  # [nh, g·nq, C]
+    t4 = t.view(nh, -1, nq, C)  # [nh, g, nq, C]
+    if add is not None:
+        t4.add_(add)
+    if band is not None:
+        keep = zero_outside_band(torch.ones(nq, C, dtype=qb.dtype, device=qb.device),
+                                 band, causal, window)  # [nq, C] 1 / 0
+        if not bool(keep.all()):  # the chunk crosses the band's edge
+            zero_outside_band(t4, band, causal, window).add_(keep.log())  # 0 → −inf
+    return t
+
+
 def hj_attention(
     q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, causal: bool = False,
     bias: Tensor | None = None, window: int | None = None, topk: int = 0,
     chunk: int | None = None,
 ) -> HJAttentionOutput:
     """Attention output with per-row lse and entropy (and top-k weights), chunked over keys."""
+    return hj_attention_parts(q, k, v, scale=scale, causal=causal, bias=bias, window=window,
+                              topk=topk, chunk=chunk)[0]
+
+
+def hj_attention_parts(
+    q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, causal: bool = False,
+    bias: Tensor | None = None, window: int | None = None, topk: int = 0,
+    chunk: int | None = None,
+) -> tuple[HJAttentionOutput, Tensor]:
+    """`hj_attention` and each row's lse_parts [B, H, Sq, 2] = (m, log₂ l), base 2."""
     scale_f, win = check_attention(q, k, v, scale, bias, window, topk,
                                    where="hjplug.kernels.reference.hj_attention")
     B, H, Sq, D = q.shape
@@ -121,7 +156,6 @@ def hj_attention(
     acc = torch.empty(B, Hk, g, Sq, Dv, dtype=ct, device=dev)
     topv = torch.empty(B, Hk, g, Sq, kk, dtype=ct, device=dev)
     topi = torch.empty(B, Hk, g, Sq, kk, dtype=torch.long, device=dev)
-    zero = torch.zeros((), dtype=ct, device=dev)
     heads = _splits(Hk, rows // sq1) if rows >= sq1 else [(h, h + 1) for h in range(Hk)]
     queries = [(0, Sq)] if rows >= sq1 else _splits(Sq, rows)
     grad = torch.is_grad_enabled() and any(
@@ -142,17 +176,10 @@ def hj_attention(
                     kb = k[b, h0:h1, j0:j1].to(ct)  # [nh, C, D]
                     shape = (nh, g * nq, j1 - j0)
                     n = math.prod(shape)
-                    t = torch.baddbmm(zero, qb, kb.mT, beta=0.0, alpha=alpha,  # [nh, g·nq, C]
-                                      out=None if scores is None else scores[:n].view(shape))
-                    t4 = t.view(nh, g, nq, j1 - j0)  # [nh, g, nq, C]
-                    if add is not None:
-                        t4.add_(add[b, h0:h1, :, i0:i1, j0:j1])
-                    if causal or win > 0:  # band rule, local: d = offset of key j0 from query i0
-                        d = i0 + Sk - Sq - j0
-                        keep = zero_outside_band(torch.ones(nq, j1 - j0, dtype=ct, device=dev),
-                                                 d, causal, win)  # [nq, C] 1 / 0
-                        if not bool(keep.all()):  # the chunk crosses the band's edge
-                            zero_outside_band(t4, d, causal, win).add_(keep.log())  # 0 → −inf
+                    band = i0 + Sk - Sq - j0 if causal or win > 0 else None
+                    t = chunk_scores(qb, kb, alpha, None if add is None else
+                                     add[b, h0:h1, :, i0:i1, j0:j1], nq, band, causal, win,
+                                     None if scores is None else scores[:n].view(shape))
                     st = _online.merge_chunk(st, t, v[b, h0:h1, j0:j1].to(ct), kk, j0,
                                              None if powers is None else powers[:n].view(shape))
                 if st is None:  # no visible key for any query of the block
@@ -169,16 +196,19 @@ def hj_attention(
                                                         ).view(nh, g, nq, kk)
                     topi[blk] = torch.nn.functional.pad(st.topi, (0, kk - w), value=-1
                                                         ).view(nh, g, nq, kk)
-    out, lse, ent = _online.finish(_online.OnlineStats(m, l, a, acc))
+    st_all = _online.OnlineStats(m, l, a, acc)
+    out, lse, ent = _online.finish(st_all)
     assert out is not None
+    parts = _online.lse_parts(st_all)  # [B, Hk, g, Sq, 2]
     tw = ti = None
     if topk:
-        tw, ti = _online.topk_result(topv, topi, lse, topk)  # [B, Hk, g, Sq, topk]
+        tw, ti = _online.topk_result(topv, topi, parts, topk)  # [B, Hk, g, Sq, topk]
         tw, ti = tw.reshape(B, H, Sq, topk), ti.reshape(B, H, Sq, topk)
-    return HJAttentionOutput(
+    rec = HJAttentionOutput(
         out.reshape(B, H, Sq, Dv).to(q.dtype),
         lse.reshape(B, H, Sq),
         ent.reshape(B, H, Sq),
         tw,
         ti,
     )
+    return rec, parts.reshape(B, H, Sq, 2)

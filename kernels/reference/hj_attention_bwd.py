@@ -1,13 +1,17 @@
 """Reference twin of the fused HJ attention backward (pure PyTorch, closed form, chunked).
 
-With s_ij = scale·q_i·k_j + bias_ij, π_ij = e^{s_ij − lse_i}, out_i = Σ_j π_ij v_j,
-lse_i = log Σ_j e^{s_ij} and H_i = lse_i − Σ_j π_ij s_ij, the upstream gradients
-(dO_i, g_lse_i, g_H_i) give per score
+With s_ij = scale·q_i·k_j + bias_ij, out_i = Σ_j π_ij v_j, lse_i = log Σ_j e^{s_ij} and
+H_i = lse_i − Σ_j π_ij s_ij, the upstream gradients (dO_i, g_lse_i, g_H_i) give per score
 
-    ds_ij = π_ij · (dO_i·v_j + c_i − g_H_i·s_ij),
-    c_i   = −dO_i·out_i + g_lse_i + g_H_i·(lse_i − H_i)          (`row_terms`)
+    ds_ij = π_ij · (dO_i·v_j + c_i − g_H_i·ln2·x_ij),
+    c_i   = −dO_i·out_i + g_lse_i + g_H_i·(ln2·r_i − H_i)          (`row_terms`)
 
-(∂lse/∂s_j = π_j, ∂H/∂s_j = −π_j (s_j − E_π[s]), ∂out/∂s_j = π_j (v_j − out)), and then
+(∂lse/∂s_j = π_j, ∂H/∂s_j = −π_j (s_j − E_π[s]), ∂out/∂s_j = π_j (v_j − out)), where the scores
+are taken relative to the forward's row max in base 2, x_ij = t_ij − m_i with t = log₂e·s
+recomputed bitwise as the forward did (`chunk_scores`), and (m_i, r_i = log₂ l_i) are the
+forward's lse_parts: π_ij = 2^{x_ij − r_i} and E_π[s] − s_j = ln2·(r_i − x_ij) − H_i. Nothing
+of size |lse| enters: a row at lse = −1e9 (a −1e9 mask) or Hopf–Cole at ε = 1e-6 keeps log l
+(rebuilding π from fp32 lse would give Σ_j π_j = Sk there). Then
 
     dq_i = scale·Σ_j ds_ij k_j,   dk_j = scale·Σ_i ds_ij q_i,   dv_j = Σ_i π_ij dO_i,
     dbias_ij = ds_ij.
@@ -26,12 +30,8 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels._checks import stats_dtype
-from hjplug.kernels.reference.hj_attention import (
-    _splits,
-    as_additive,
-    key_range,
-    zero_outside_band,
-)
+from hjplug.kernels.reference._online import LN2, LOG2E, unpack_parts
+from hjplug.kernels.reference.hj_attention import _splits, as_additive, chunk_scores, key_range
 
 __all__ = ["hj_attention_bwd", "one_row", "reduce_to", "row_terms"]
 
@@ -39,20 +39,22 @@ BLOCK_SCORES = 1 << 18  # scores per block, as the forward twin
 KEY_CHUNK = 512
 
 
-def row_terms(out: Tensor, lse: Tensor, ent: Tensor, g_out: Tensor | None,
+def row_terms(out: Tensor, parts: Tensor, ent: Tensor, g_out: Tensor | None,
               g_lse: Tensor | None, g_ent: Tensor | None) -> tuple[Tensor, Tensor]:
-    """(c [B,H,Sq], g_H [B,H,Sq]) in the statistics dtype; missing gradients count as zero.
-    Rows with no visible key (lse = −inf) get c = 0 (their π is 0: nothing flows)."""
-    ct = lse.dtype
-    c = torch.zeros_like(lse)
+    """(c [B,H,Sq], g_H [B,H,Sq]) in the statistics dtype from the forward's out, lse_parts
+    [B,H,Sq,2] = (m, r = log₂ l) and entropy; missing gradients count as zero. Rows with no
+    visible key (r = −inf) get c = 0 (their π is 0: nothing flows)."""
+    r = parts[..., 1]
+    ct = r.dtype
+    c = torch.zeros_like(r)
     if g_out is not None:
         c -= torch.linalg.vecdot(g_out.to(ct), out.to(ct))  # −dO·out
     if g_lse is not None:
         c += g_lse.to(ct)
-    gh = torch.zeros_like(lse) if g_ent is None else g_ent.to(ct)
+    gh = torch.zeros_like(r) if g_ent is None else g_ent.to(ct)
     if g_ent is not None:
-        c += gh * (lse - ent)  # g_H·E_π[s]
-    return c.masked_fill(lse == -math.inf, 0.0), gh
+        c += gh * (r * LN2 - ent)  # g_H·(E_π[s] − ln2·m)
+    return c.masked_fill(r == -math.inf, 0.0), gh
 
 
 def one_row(bias: Tensor | None) -> bool:
@@ -72,11 +74,11 @@ def reduce_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
 
 def hj_attention_bwd(
     q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
-    window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
+    window: int, parts: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
     needs_bias: bool = False, precision: str = "ieee", kv_same: bool = False,
     chunk: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """(dq, dk, dv, dbias) from the forward's lse [B,H,Sq] and the row terms (c, g_H) of
+    """(dq, dk, dv, dbias) from the forward's lse_parts [B,H,Sq,2] and the row terms (c, g_H) of
     `row_terms`; g_out [B,H,Sq,Dv] or None. dbias (in bias's own shape) only when needs_bias and
     bias is a float tensor. Computes in fp32 (fp64 stays; `precision` is the kernel's fp32 dot
     mode, accepted for the same signature: the twin is always exact), returns input dtypes.
@@ -87,7 +89,7 @@ def hj_attention_bwd(
     ct = stats_dtype(q.dtype)
     dev = q.device
     win = window if window > 0 else -1
-    add = as_additive(bias, ct)  # natural units, its own shape
+    add = as_additive(bias, ct, LOG2E)  # base 2 (as the forward twin), its own shape
     want_db = needs_bias and bias is not None and bias.is_floating_point()
     if add is not None:
         add = add.expand(B, H, Sq, Sk).view(B, Hk, g, Sq, Sk)  # view, stride 0 where broadcast
@@ -95,8 +97,9 @@ def hj_attention_bwd(
     dbias = torch.zeros(db_shape, dtype=ct, device=dev) if want_db else None
     db5 = None if dbias is None else dbias.view(B, Hk, g, db_shape[2], Sk)
     qg = q.view(B, Hk, g, Sq, D)
-    lse_g = lse.to(ct).view(B, Hk, g, Sq)
-    lse_g = lse_g.masked_fill(lse_g == -math.inf, 0.0)  # no visible key: every score −inf → π 0
+    m_all, r_all = unpack_parts(parts.to(ct))  # r = +inf in rows with no visible key: π = 0
+    m_g, r_g = m_all.view(B, Hk, g, Sq), r_all.view(B, Hk, g, Sq)
+    alpha = scale * LOG2E  # t = alpha·q·k + log₂e·bias, as the forward twin
     c_g = c.to(ct).view(B, Hk, g, Sq)
     gh_g = gh.to(ct).view(B, Hk, g, Sq)
     go_g = None if g_out is None else g_out.view(B, Hk, g, Sq, Dv)
@@ -105,7 +108,7 @@ def hj_attention_bwd(
     dv = torch.zeros(B, Hk, Sk, Dv, dtype=ct, device=dev)
     # once per call: which guards the chunks need (each costs a pass over the scores)
     may_remove = add is not None or causal or win > 0  # some score can be −inf
-    nan_rows = bool(torch.isnan(lse_g).any() or torch.isnan(c_g).any())
+    nan_rows = bool(torch.isnan(m_g).any() or torch.isnan(r_g).any() or torch.isnan(c_g).any())
     use_gh = bool(gh_g.ne(0).any())  # an entropy gradient: the −g_H·s term
     cs = max(1, min(Sk, chunk or KEY_CHUNK))
     rows = max(1, BLOCK_SCORES // (g * cs))  # queries (of one kv-head) per block
@@ -119,9 +122,10 @@ def hj_attention_bwd(
                 nh, nq = h1 - h0, i1 - i0
                 hs = slice(h0, h1)
                 qb = qg[b, hs, :, i0:i1].to(ct).reshape(nh, g * nq, D)  # [nh, g·nq, D]
-                lb = lse_g[b, hs, :, i0:i1, None]  # [nh, g, nq, 1]
+                mb = m_g[b, hs, :, i0:i1, None]  # [nh, g, nq, 1]
+                rb = r_g[b, hs, :, i0:i1, None]
                 cb = c_g[b, hs, :, i0:i1, None]
-                hb = gh_g[b, hs, :, i0:i1, None]
+                hb = gh_g[b, hs, :, i0:i1, None] * LN2  # g_H·ln2 (x is in base 2)
                 gob = None if go_g is None else go_g[b, hs, :, i0:i1].to(ct).reshape(
                     nh, g * nq, Dv)  # [nh, g·nq, Dv]
                 lo, hi = key_range(i0, i1, Sq, Sk, causal, win)
@@ -130,18 +134,14 @@ def hj_attention_bwd(
                     C = j1 - j0
                     kb = k[b, hs, j0:j1].to(ct)  # [nh, C, D]
                     vb = v[b, hs, j0:j1].to(ct)  # [nh, C, Dv]
-                    s = torch.bmm(qb, kb.mT).mul_(scale).view(nh, g, nq, C)  # [nh, g, nq, C]
-                    if add is not None:
-                        s += add[b, hs, :, i0:i1, j0:j1]
-                    if causal or win > 0:
-                        d = i0 + Sk - Sq - j0
-                        keep = zero_outside_band(torch.ones(nq, C, dtype=ct, device=dev),
-                                                 d, causal, win)  # [nq, C]
-                        if not bool(keep.all()):
-                            zero_outside_band(s, d, causal, win).add_(keep.log())  # → −inf
+                    band = i0 + Sk - Sq - j0 if causal or win > 0 else None
+                    s = chunk_scores(qb, kb, alpha, None if add is None else
+                                     add[b, hs, :, i0:i1, j0:j1], nq, band, causal, win
+                                     ).view(nh, g, nq, C)  # t, base 2
                     removed = s == -math.inf if may_remove and (nan_rows or use_gh) else None
-                    # π [nh, g, nq, C]; s itself is needed again only for the entropy term
-                    p = torch.exp(s - lb) if use_gh else s.sub_(lb).exp_()
+                    s.sub_(mb)  # x = t − m: exact at the forward's max
+                    # π [nh, g, nq, C]; x itself is needed again only for the entropy term
+                    p = torch.exp2(s - rb) if use_gh else s.sub_(rb).exp2_()
                     if removed is not None and nan_rows:  # π = 0 at removed keys, NaN rows too
                         p.masked_fill_(removed, 0.0)
                     p3 = p.view(nh, g * nq, C)

@@ -10,14 +10,17 @@ u = s·log2(e) (s = scale·q·kᵀ + bias):
 The entropy costs one multiply-add and one row sum per score on top of flash attention.
 Tiles fully inside the visible band skip all masking; edge tiles (causal diagonal, window edges,
 key tail) mask. For few query blocks the keys are split across programs (split-K) and the
-partial results are merged in one more launch (split_merge.py: lse by logsumexp, entropy by the
-chain rule H = Σ_s w_s H_s + H(w), w_s = e^{lse_s − lse}).
+partial results are merged in one more launch (split_merge.py: the partition by a base-2
+logsumexp of the splits' (m_s, log₂ l_s), entropy by the chain rule H = Σ_s w_s H_s + H(w)).
+Besides lse, each row's lse_parts (m, log₂ l) are stored (8 bytes per row): the backward and the
+top-k weights rebuild π = 2^{(u − m) − log₂ l} from them, exact where fp32 lse = ln2·(m + log₂ l)
+has rounded log l away (|lse| ≫ log Sk: a −1e9 mask, Hopf–Cole at small ε).
 Decode with grouped-query heads (Sq = 1, Hk < H) packs a group's g query heads into the rows of
 one block, so the group's keys and values are streamed once (`_packed_decode`).
 Rows with no visible key: out = 0, lse = −inf, H = 0. A score below −1e30 counts as removed.
 
-Backward: the fused closed-form backward (`hj_attention_bwd.py`) rebuilds π from the saved lse:
-one flash-style backward, memory O((Sq + Sk)·D) beside the inputs.
+Backward: the fused closed-form backward (`hj_attention_bwd.py`) rebuilds π from the saved
+lse_parts: one flash-style backward, memory O((Sq + Sk)·D) beside the inputs.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2, num_sms
 from hjplug.kernels.triton.attention_configs import attention_configs
 from hjplug.kernels.triton.split_merge import merge_splits
 
-__all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd"]
+__all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd", "hj_attention_fwd_parts"]
 
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
@@ -178,7 +181,7 @@ def _tile(acc, l_i, a_i, m_i, topv, topi, q, k_base, v_base, bias_base, offs_m, 
 
 @triton.jit
 def _hj_attn_fwd(
-    Q, K, V, BIAS, OUT, LSE, ENT, TOPV, TOPI,
+    Q, K, V, BIAS, OUT, LSE, ENT, PARTS, TOPV, TOPI,
     qk_scale,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     sbb, sbh, sbm, sbn, sob, soh, som, sod, sos,
@@ -233,6 +236,7 @@ def _hj_attn_fwd(
     l_safe = tl.where(seen, l_i, 1.0)
     log2l = tl.math.log2(l_safe)
     lse = tl.where(seen, (m_i + log2l) * 0.6931471805599453, float("-inf"))
+    r_i = tl.where(seen, log2l, float("-inf"))  # lse_parts (m, log₂ l): −inf = no visible key
     ent = tl.where(seen, (log2l - a_i / l_safe) * 0.6931471805599453, 0.0)
     out = acc / l_safe[:, None]
     row_ok = offs_m < Sq
@@ -242,6 +246,8 @@ def _hj_attn_fwd(
     stat_off = (pid_s64 * tl.num_programs(1) + pid_bh) * Sq + offs_m  # [S, B·H, Sq] layout
     tl.store(LSE + stat_off, lse, mask=row_ok)
     tl.store(ENT + stat_off, ent, mask=row_ok)
+    tl.store(PARTS + 2 * stat_off, m_i, mask=row_ok)
+    tl.store(PARTS + 2 * stat_off + 1, r_i, mask=row_ok)
     if TOPK > 0:
         topv = tl.where(slots[None, :] < TOPK, topv, float("-inf"))
         for t in tl.static_range(TOPK):
@@ -250,7 +256,7 @@ def _hj_attn_fwd(
             am = tl.argmin(tl.where(topv == vmax[:, None], topi, 2147483647), 1)
             hit = slots[None, :] == am[:, None]
             idx = tl.sum(tl.where(hit, topi, 0), 1)
-            tl.store(TOPV + stat_off * TOPK + t, vmax * 0.6931471805599453, mask=row_ok)
+            tl.store(TOPV + stat_off * TOPK + t, vmax, mask=row_ok)  # raw base-2 score
             tl.store(TOPI + stat_off * TOPK + t, idx, mask=row_ok)
             topv = tl.where(hit, float("-inf"), topv)
             topi = tl.where(hit, -1, topi)
@@ -316,13 +322,15 @@ def _needs_int64(*ts: Tensor | None) -> bool:
 
 
 def _no_keys(q: Tensor, topk: int
-             ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
-    """Every row without a visible key: out = 0, lse = −inf, H = 0, top-k (0, −1)."""
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
+    """Every row without a visible key: out = 0, lse = −inf, H = 0, top-k (0, −1), lse_parts
+    (m, log₂ l) = (−1e30, −inf) as the kernel leaves them."""
     B, H, Sq, D = q.shape
     lse = torch.full((B, H, Sq), float("-inf"), dtype=torch.float32, device=q.device)
     tw = lse.new_zeros((B, H, Sq, topk)) if topk else None
     ti = torch.full((B, H, Sq, topk), -1, dtype=torch.long, device=q.device) if topk else None
-    return q.new_zeros((B, H, Sq, D)), lse, torch.zeros_like(lse), tw, ti
+    parts = torch.stack([torch.full_like(lse, -1.0e30), lse], dim=-1)  # [B, H, Sq, 2]
+    return q.new_zeros((B, H, Sq, D)), lse, torch.zeros_like(lse), tw, ti, parts
 
 
 def _as_bias(bias: Tensor | None, shape: tuple[int, int, int, int], placeholder: Tensor
@@ -358,6 +366,16 @@ def hj_attention_fwd(
     `precision` is the fp32 dot mode ("ieee" exact, "tf32" faster, ~1e-3 relative); half
     inputs always multiply in their own precision with fp32 accumulation.
     """
+    return hj_attention_fwd_parts(q, k, v, bias, scale, causal, window, topk, kv_same=kv_same,
+                                  precision=precision, splits=splits, round_p=round_p)[:5]
+
+
+def hj_attention_fwd_parts(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
+    window: int, topk: int, *, kv_same: bool = False, precision: str = "ieee",
+    splits: int | None = None, round_p: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
+    """`hj_attention_fwd` and each row's lse_parts [B, H, Sq, 2] fp32 = (m, log₂ l)."""
     B, H, Sq, D = q.shape
     Hk, Sk = k.shape[1], k.shape[2]
     if v.shape[-1] != D:
@@ -386,6 +404,7 @@ def hj_attention_fwd(
     # lse and entropy in separate storages: a custom op's returns may not alias each other
     lse = new_output((splits, B, H, Sq), torch.float32, q.device)
     ent = new_output((splits, B, H, Sq), torch.float32, q.device)
+    parts = new_output((splits, B, H, Sq, 2), torch.float32, q.device)
     tk = min(topk, MAX_TOPK) if topk else 0
     if tk:
         topv = new_output((splits, B, H, Sq, tk), torch.float32, q.device)
@@ -408,7 +427,7 @@ def hj_attention_fwd(
         return (cdiv(Sq, meta["BLOCK_M"]), B * H, splits)
 
     launch_args = (
-        q, k, v, bias_t, out, lse, ent, topv, topi, scale * LOG2E,
+        q, k, v, bias_t, out, lse, ent, parts, topv, topi, scale * LOG2E,
         *q.stride(), *k.stride(), *v.stride(), *bstr, *out.stride()[1:], out.stride(0),
         H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0), split_len,
     )
@@ -419,11 +438,11 @@ def hj_attention_fwd(
         kern[grid](*launch_args, BLOCK_D=block_d, **args)
     tw = ti = None
     if splits == 1:
-        o, ls, en = out[0], lse[0], ent[0]
+        o, ls, en, pa = out[0], lse[0], ent[0], parts[0]
         if tk:
             tw, ti = topv[0], topi[0]
     else:
-        o, ls, en = merge_splits(out, lse, ent, q.dtype)  # one launch, cast fused
+        o, ls, en, pa = merge_splits(out, parts, ent, q.dtype)  # one launch, cast fused
         if tk:
             sv = topv.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
             si = topi.permute(1, 2, 3, 0, 4).reshape(B, H, Sq, splits * tk)
@@ -436,15 +455,16 @@ def hj_attention_fwd(
     if tk:
         assert tw is not None and ti is not None
         ti = torch.where(torch.isfinite(tw), ti.long(), -1)
-        ls_safe = ls.masked_fill(~torch.isfinite(ls), 0.0)  # rows with no visible key
-        tw = torch.exp(tw - ls_safe.unsqueeze(-1))  # raw scores → π (0 for removed keys)
+        m_r, r_r = pa.unbind(-1)  # [B, H, Sq]; π = 2^{(u − m) − log₂ l} (0 for removed keys,
+        r_r = r_r.masked_fill(r_r == float("-inf"), float("inf"))  # and rows with none visible)
+        tw = torch.exp2((tw - m_r.unsqueeze(-1)) - r_r.unsqueeze(-1))  # raw base-2 scores → π
         tw, ti = pad_topk(tw, ti, topk)
-    return o, ls, en, tw, ti
+    return o, ls, en, tw, ti, pa
 
 
 def _packed_decode(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float,
                    topk: int, precision: str, splits: int | None, round_p: bool
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
     """Decode (Sq = 1) with grouped-query heads: the g = H/Hk query heads sharing a kv-head
     become the g rows of one query block, so each program streams its keys and values once for
     the whole group (instead of once per head) and fills g of the MMA's 16 rows instead of 1.
@@ -459,14 +479,15 @@ def _packed_decode(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: 
         while b4.dim() < 4:
             b4 = b4.unsqueeze(0)
         bp = b4.expand(B, H, 1, k.shape[2])[:, :, 0].unflatten(1, (Hk, g))  # [B, Hk, g, Sk]
-    out, lse, ent, tw, ti = hj_attention_fwd(qp, k, v, bp, scale, False, -1, topk,
-                                             precision=precision, splits=splits,
-                                             round_p=round_p)
+    out, lse, ent, tw, ti, pa = hj_attention_fwd_parts(qp, k, v, bp, scale, False, -1, topk,
+                                                       precision=precision, splits=splits,
+                                                       round_p=round_p)
 
     def back(t: Tensor | None) -> Tensor | None:  # [B, Hk, g, …] → [B, H, 1, …]
         return None if t is None else t.reshape(B, H, 1, *t.shape[3:])
 
-    return back(out), back(lse), back(ent), back(tw), back(ti)  # type: ignore[return-value]
+    return (back(out), back(lse), back(ent), back(tw), back(ti),  # type: ignore[return-value]
+            back(pa))
 
 
 def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
@@ -481,16 +502,17 @@ def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
 
 
 class HJAttentionFunction(torch.autograd.Function):
-    """Triton forward; fused closed-form backward from the saved lse (`_backward`)."""
+    """Triton forward; fused closed-form backward from the saved lse_parts (`_backward`)."""
 
     @staticmethod
     def forward(ctx, q, k, v, bias, scale, causal, window, topk):  # type: ignore[override]
         ctx.cfg = (scale, causal, window, topk)
-        out, lse, ent, tw, ti = hj_attention_fwd(q, k, v, bias, scale, causal, window, topk)
+        out, lse, ent, tw, ti, pa = hj_attention_fwd_parts(q, k, v, bias, scale, causal, window,
+                                                           topk)
         if tw is None:
             tw = lse.new_empty((*lse.shape, 0))
             ti = torch.empty((*lse.shape, 0), dtype=torch.long, device=lse.device)
-        ctx.save_for_backward(q, k, v, bias, out, lse, ent, tw, ti)
+        ctx.save_for_backward(q, k, v, bias, out, lse, ent, tw, ti, pa)
         ctx.mark_non_differentiable(ti)
         return out, lse, ent, tw, ti
 

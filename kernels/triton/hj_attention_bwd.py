@@ -1,8 +1,9 @@
-"""Fused HJ attention backward in Triton (flash-style recompute of π from the saved lse).
+"""Fused HJ attention backward in Triton (flash-style recompute of π from the saved lse_parts).
 
 Same formula as the reference twin (`kernels/reference/hj_attention_bwd.py`):
-    π_ij = 2^{u_ij − lse_i·log₂e},  u = log₂e·s,  s_ij = scale·q_i·k_j + bias_ij
-    ds_ij = π_ij·(dO_i·v_j + c_i − g_H_i·s_ij)       (c, g_H: per-row terms, `row_terms`)
+    x_ij = u_ij − m_i,  u = log₂e·s (computed as the forward did),  s_ij = scale·q_i·k_j + bias_ij
+    π_ij = 2^{x_ij − r_i}                 ((m_i, r_i = log₂ l_i): the forward's lse_parts)
+    ds_ij = π_ij·(dO_i·v_j + c_i − g_H_i·ln2·x_ij)   (c, g_H: per-row terms, `row_terms`)
     dq = scale·ds·k,  dk = scale·dsᵀ·q,  dv = πᵀ·dO,  dbias = ds
 Two launches, no atomics: `_bwd_dkdv` (one program per key block and kv-head; it walks the
 query blocks of every query head of its group, so GQA sums in registers) and `_bwd_dq` (one
@@ -37,7 +38,7 @@ __all__ = ["bwd_configs", "hj_attention_bwd"]
 
 
 @triton.jit
-def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_base, offs_m,
+def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, PARTS, C, GH, row_base, offs_m,
                offs_n, offs_d, n_ok, d_ok, lo, hi, Sq, offset, WINDOW, qk_scale, scale,
                sqm, sqd, sbm, sbn, sdm, sdd,
                BLOCK_M: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
@@ -52,8 +53,9 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
                     other=0.0)  # [BM, BD]
         do = tl.load(do_base + rows[:, None] * sdm + offs_d[None, :] * sdd, mask=qd_mask,
                      other=0.0)  # [BM, BD]
-        # rows past Sq: lse = +inf makes their π exactly 0 (no mask needed, no 0·∞)
-        lse2 = tl.load(LSE2 + row_base + rows, mask=r_ok, other=float("inf"))  # [BM]
+        # rows past Sq (and rows with no visible key): r = +inf makes their π exactly 0
+        m2 = tl.load(PARTS + 2 * (row_base + rows), mask=r_ok, other=0.0)  # [BM]
+        r2 = tl.load(PARTS + 2 * (row_base + rows) + 1, mask=r_ok, other=float("inf"))
         c = tl.load(C + row_base + rows, mask=r_ok, other=0.0)
         gh = tl.load(GH + row_base + rows, mask=r_ok, other=0.0)
         u = tl.dot(k, tl.trans(q), input_precision=DOT_PREC) * qk_scale  # [BN, BM] log2
@@ -69,13 +71,12 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
             ok = in_band(n_ok[:, None] & r_ok[None, :], rows[None, :], offs_n[:, None], offset,
                          WINDOW, CAUSAL, HAS_WINDOW)
             u = tl.where(ok, u, float("-inf"))
-        p = tl.math.exp2(u - lse2[None, :])  # [BN, BM]  πᵀ
-        if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin) and a
-            removed = u == float("-inf")  # finite score (g_H·s makes no 0·∞)
-            p = tl.where(removed, 0.0, p)
-            u = tl.where(removed, 0.0, u)
+        x = u - m2[None, :]  # [BN, BM]  exact at the forward's max (m finite: see launcher)
+        p = tl.math.exp2(x - r2[None, :])  # [BN, BM]  πᵀ
+        if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin)
+            p = tl.where(x == float("-inf"), 0.0, p)  # (g_H·x = −∞ there: ds is zeroed below)
         dp = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # [BN, BM]  (dO·v)ᵀ
-        ds = p * (dp + c[None, :] - gh[None, :] * u)  # gh arrives as g_H·ln2 (u in log2)
+        ds = p * (dp + c[None, :] - gh[None, :] * x)  # gh arrives as g_H·ln2 (x in log2)
         if MASKED or HAS_BIAS:  # π = 0 (removed keys, where π is 0 even in a NaN row, and
             ds = tl.where(p == 0.0, 0.0, ds)  # underflow): 0, not 0·NaN or 0·∞ (−g_H·u overflow)
         if KV_SAME:
@@ -91,7 +92,7 @@ def _dkdv_rows(dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_ba
 
 @triton.jit
 def _bwd_dkdv(
-    Q, K, V, BIAS, DO, LSE2, C, GH, DK, DV, DB,
+    Q, K, V, BIAS, DO, PARTS, C, GH, DK, DV, DB,
     qk_scale, scale,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     sbb, sbh, sbm, sbn, sdb, sdh, sdm, sdd,
@@ -156,12 +157,12 @@ def _bwd_dkdv(
         bias_base = BIAS + b * sbb + h * sbh
         db = tl.zeros([BLOCK_N], dtype=tl.float32)
         dk, dv, db = _dkdv_rows(
-            dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_base, offs_m,
+            dk, dv, db, k, v, q_base, do_base, bias_base, PARTS, C, GH, row_base, offs_m,
             offs_n, offs_d, n_ok, d_ok, m_lo, m_f, Sq, offset, WINDOW, qk_scale, scale,
             sqm, sqd, sbm, sbn, sdm, sdd, BLOCK_M, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
             BIAS_ROW, DB_ROW, KV_SAME, DOT_PREC)
         dk, dv, db = _dkdv_rows(
-            dk, dv, db, k, v, q_base, do_base, bias_base, LSE2, C, GH, row_base, offs_m,
+            dk, dv, db, k, v, q_base, do_base, bias_base, PARTS, C, GH, row_base, offs_m,
             offs_n, offs_d, n_ok, d_ok, m_f, m_hi, Sq, offset, WINDOW, qk_scale, scale,
             sqm, sqd, sbm, sbn, sdm, sdd, BLOCK_M, False, CAUSAL, HAS_WINDOW, HAS_BIAS,
             BIAS_ROW, DB_ROW, KV_SAME, DOT_PREC)
@@ -176,7 +177,7 @@ def _bwd_dkdv(
 
 
 @triton.jit
-def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+def _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
              offs_n, offs_d, d_ok, lo, hi, Sk, offset, WINDOW, qk_scale,
              skn, skd, svn, svd, sbm, sbn,
              BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
@@ -207,13 +208,12 @@ def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows
             ok = in_band(r_ok[:, None] & n_ok[None, :], rows[:, None], cols[None, :], offset,
                          WINDOW, CAUSAL, HAS_WINDOW)
             u = tl.where(ok, u, float("-inf"))
-        p = tl.math.exp2(u - lse2[:, None])  # [BM, BN]  π
-        if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin) and a
-            removed = u == float("-inf")  # finite score (g_H·s makes no 0·∞)
-            p = tl.where(removed, 0.0, p)
-            u = tl.where(removed, 0.0, u)
+        x = u - m2[:, None]  # [BM, BN]  exact at the forward's max (m finite: see launcher)
+        p = tl.math.exp2(x - r2[:, None])  # [BM, BN]  π
+        if MASKED or HAS_BIAS:  # removed keys: π = 0 even in a NaN row (as the twin)
+            p = tl.where(x == float("-inf"), 0.0, p)  # (g_H·x = −∞ there: ds is zeroed below)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)  # [BM, BN]  dO·v
-        ds = p * (dp + c[:, None] - gh[:, None] * u)
+        ds = p * (dp + c[:, None] - gh[:, None] * x)
         if MASKED or HAS_BIAS:  # π = 0 (removed keys, where π is 0 even in a NaN row, and
             ds = tl.where(p == 0.0, 0.0, ds)  # underflow): 0, not 0·NaN or 0·∞ (−g_H·u overflow)
         if DB_FULL:
@@ -225,7 +225,7 @@ def _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows
 
 @triton.jit
 def _bwd_dq(
-    Q, K, V, BIAS, DO, LSE2, C, GH, DQ, DB,
+    Q, K, V, BIAS, DO, PARTS, C, GH, DQ, DB,
     qk_scale, scale,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     sbb, sbh, sbm, sbn, sdb, sdh, sdm, sdd, sqs,
@@ -247,7 +247,8 @@ def _bwd_dq(
     do = tl.load(DO + b * sdb + h * sdh + rows[:, None] * sdm + offs_d[None, :] * sdd,
                  mask=qd_mask, other=0.0)  # [BM, BD]
     row_off = (b * H + h) * Sq + rows
-    lse2 = tl.load(LSE2 + row_off, mask=r_ok, other=float("inf"))  # [BM]; past Sq: π = 0
+    m2 = tl.load(PARTS + 2 * row_off, mask=r_ok, other=0.0)  # [BM]
+    r2 = tl.load(PARTS + 2 * row_off + 1, mask=r_ok, other=float("inf"))  # past Sq: π = 0
     c = tl.load(C + row_off, mask=r_ok, other=0.0)
     gh = tl.load(GH + row_off, mask=r_ok, other=0.0)
     k_base = K + b * skb + hk * skh
@@ -261,15 +262,15 @@ def _bwd_dq(
                                    BLOCK_N, CAUSAL, HAS_WINDOW)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+    dq = _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
                   offs_n, offs_d, d_ok, lo, lo_f, Sk, offset, WINDOW, qk_scale,
                   skn, skd, svn, svd, sbm, sbn, BLOCK_N, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
                   BIAS_ROW, DB_FULL, DOT_PREC)
-    dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+    dq = _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
                   offs_n, offs_d, d_ok, lo_f, hi_f, Sk, offset, WINDOW, qk_scale,
                   skn, skd, svn, svd, sbm, sbn, BLOCK_N, False, CAUSAL, HAS_WINDOW, HAS_BIAS,
                   BIAS_ROW, DB_FULL, DOT_PREC)
-    dq = _dq_keys(dq, q, do, lse2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
+    dq = _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
                   offs_n, offs_d, d_ok, hi_f, hi, Sk, offset, WINDOW, qk_scale,
                   skn, skd, svn, svd, sbm, sbn, BLOCK_N, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
                   BIAS_ROW, DB_FULL, DOT_PREC)
@@ -309,8 +310,9 @@ def bwd_configs(which: str, exact_fp32: bool = False, half: bool = True,
             return [_cfg(32, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(64, 64, 8, 3),
                     _cfg(16, 64, 4, 3)]
         # D = 96/128: 32×64/4 warps spills 0.4 KB, 32×128/8 warps/3 stages 80 B; 128-key
-        # blocks need 8 warps
-        return [_cfg(16, 128, 8, 3), _cfg(32, 128, 8, 2), _cfg(16, 64, 4, 3)]
+        # blocks need 8 warps; 16×64 on 4 warps spills 72 B since the row max is loaded beside
+        # log₂ l (lse_parts), on 8 warps nothing
+        return [_cfg(16, 128, 8, 3), _cfg(32, 128, 8, 2), _cfg(16, 64, 8, 3)]
     if small_d:
         return [_cfg(128, 32, 8, 3), _cfg(64, 64, 4, 2), _cfg(128, 64, 8, 2),
                 _cfg(64, 32, 4, 3)]
@@ -333,7 +335,7 @@ def _kernel(which: str, exact_fp32: bool, half: bool, small_d: bool):
 
 def hj_attention_bwd(
     q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, causal: bool,
-    window: int, lse: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
+    window: int, parts: Tensor, g_out: Tensor | None, c: Tensor, gh: Tensor,
     needs_bias: bool = False, precision: str = "ieee", kv_same: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """(dq, dk, dv, dbias) — the reference twin's signature and results (`precision`: the
@@ -347,7 +349,13 @@ def hj_attention_bwd(
     if g_out is None:
         g_out = torch.zeros_like(q)
     g_out = g_out.to(q.dtype)
-    lse2 = torch.where(lse == -math.inf, 0.0, lse.float() * LOG2E).contiguous()  # [B, H, Sq]
+    # lse_parts [B, H, Sq, 2] = (m, log₂ l), with log₂ l = +inf where no key is visible
+    # (π = 0) and, in a NaN row, m = 0 and log₂ l = NaN (x = u − m stays −inf at removed keys,
+    # which the kernels then zero, as the twin)
+    m, r = parts[..., 0].float(), parts[..., 1].float()
+    nan = torch.isnan(m) | torch.isnan(r)
+    r = torch.where(nan, math.nan, r.masked_fill(r == -math.inf, math.inf))
+    pa = torch.stack([m.masked_fill(nan, 0.0), r], dim=-1).contiguous()
     c = c.float().contiguous()
     gh = (gh.float() * LN2).contiguous()  # g_H·s = (g_H·ln2)·u: one multiply less per score
     want_db = needs_bias and bias is not None and bias.is_floating_point()
@@ -360,7 +368,7 @@ def hj_attention_bwd(
         b4 = b4.expand(B, H, Sq, Sk)
         bstr = tuple(b4.stride())
     else:
-        b4, bstr = lse2, (0, 0, 0, 0)
+        b4, bstr = pa, (0, 0, 0, 0)
     bias_row = bias is not None and bstr[2] == 0  # loads one row vector per key block
     db_row = want_db and one_row(bias)  # dbias per key, summed over queries
     db_full = want_db and not db_row
@@ -374,7 +382,7 @@ def hj_attention_bwd(
     dv = dk if kv_same else torch.empty((B, Hk, Sk, D), dtype=v.dtype, device=dev)
     # a full dbias is zero outside the visited (causal / window) band: zeros, not empty
     db = torch.zeros((B, H, Sq if db_full else 1, Sk), dtype=torch.float32, device=dev) \
-        if want_db else lse2
+        if want_db else pa
     splits = _n_splits(cdiv(Sq, 16 if interp else 128) * B * H, Sk, dev)
     align = 16 if interp else SPLIT_ALIGN
     split_len = cdiv(cdiv(Sk, splits), align) * align
@@ -388,12 +396,12 @@ def hj_attention_bwd(
     shape_cfg = (prec == "ieee", q.dtype != torch.float32, block_d <= 64)
     kern = _kernel("dkdv", *shape_cfg)
     kern[lambda m: (cdiv(Sk, m["BLOCK_N"]), B * Hk)](
-        q, k, v, b4, g_out, lse2, c, gh, dk, dv, db, scale * LOG2E, scale, *strides,
+        q, k, v, b4, g_out, pa, c, gh, dk, dv, db, scale * LOG2E, scale, *strides,
         H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0),
         BLOCK_D=block_d, DB_ROW=db_row, KV_SAME=kv_same, **common, **fixed)
     kern = _kernel("dq", *shape_cfg)
     kern[lambda m: (cdiv(Sq, m["BLOCK_M"]), B * H, splits)](
-        q, k, v, b4, g_out, lse2, c, gh, dq, db, scale * LOG2E, scale, *strides, dq.stride(0),
+        q, k, v, b4, g_out, pa, c, gh, dq, db, scale * LOG2E, scale, *strides, dq.stride(0),
         H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0), split_len,
         BLOCK_D=block_d, DB_FULL=db_full, **common, **fixed)
     dq_out = dq[0] if splits == 1 else dq.sum(0).to(q.dtype)

@@ -16,15 +16,22 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels.records import HopfColeOutput
-from hjplug.kernels.triton.hj_attention import hj_attention_fwd
+from hjplug.kernels.triton.hj_attention import hj_attention_fwd_parts
 
-__all__ = ["HopfColeFunction", "hopf_cole", "hopf_cole_fwd", "round_tf32"]
+__all__ = ["HopfColeFunction", "hopf_cole", "hopf_cole_fwd", "hopf_cole_fwd_parts", "round_tf32"]
 
 
 def hopf_cole_fwd(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int, *,
                   precision: str = "tf32", splits: int | None = None
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     """(value [M], grad [M, d], entropy [M], topk weights, topk indices)."""
+    return hopf_cole_fwd_parts(x, W, b, eps, topk, precision=precision, splits=splits)[:5]
+
+
+def hopf_cole_fwd_parts(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int, *,
+                        precision: str = "tf32", splits: int | None = None
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
+    """`hopf_cole_fwd` and each row's lse_parts [M, 2] = (m, log₂ l) of z = (xWᵀ + b)/ε."""
     M, d = x.shape
     N = W.shape[0]
     rnd = precision == "tf32" and x.dtype == torch.float32
@@ -33,13 +40,13 @@ def hopf_cole_fwd(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int, *,
     q = x.reshape(1, 1, M, d)  # [1, 1, M, d]
     kw = W.reshape(1, 1, N, d)  # [1, 1, N, d]  (keys = values = atoms)
     bias = (b.to(torch.float32) / eps).view(1, 1, 1, N)  # broadcast over rows
-    out, lse, ent, tw, ti = hj_attention_fwd(q, kw, kw, bias, 1.0 / eps, False, -1, topk,
-                                             kv_same=True, precision=precision, splits=splits,
-                                             round_p=rnd)
+    out, lse, ent, tw, ti, pa = hj_attention_fwd_parts(q, kw, kw, bias, 1.0 / eps, False, -1,
+                                                       topk, kv_same=True, precision=precision,
+                                                       splits=splits, round_p=rnd)
     value = lse.view(M) * eps
     return (value, out.view(M, d), ent.view(M),
             None if tw is None else tw.view(M, tw.shape[-1]),
-            None if ti is None else ti.view(M, ti.shape[-1]))
+            None if ti is None else ti.view(M, ti.shape[-1]), pa.view(M, 2))
 
 
 def round_tf32(t: Tensor) -> Tensor:
@@ -61,11 +68,11 @@ class HopfColeFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, W, b, eps, topk):  # type: ignore[override]
         ctx.cfg = (eps, topk)
-        value, grad, ent, tw, ti = hopf_cole_fwd(x, W, b, eps, topk)
+        value, grad, ent, tw, ti, pa = hopf_cole_fwd_parts(x, W, b, eps, topk)
         if tw is None:
             tw = value.new_empty((value.shape[0], 0))
             ti = torch.empty((value.shape[0], 0), dtype=torch.long, device=value.device)
-        ctx.save_for_backward(x, W, b, value, grad, ent, tw, ti)
+        ctx.save_for_backward(x, W, b, value, grad, ent, tw, ti, pa)
         ctx.mark_non_differentiable(ti)
         return value, grad, ent, tw, ti
 

@@ -78,7 +78,7 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
     names = fn.arg_names
     ptr_types = {"Q": v.dtype, "K": v.dtype, "V": v.dtype, "BIAS": "fp32", "OUT": "fp32",
                  "LSE": "fp32", "ENT": "fp32", "TOPV": "fp32", "TOPI": "i32", "DO": v.dtype,
-                 "LSE2": "fp32", "C": "fp32", "GH": "fp32", "DK": v.dtype, "DV": v.dtype,
+                 "PARTS": "fp32", "C": "fp32", "GH": "fp32", "DK": v.dtype, "DV": v.dtype,
                  "DB": "fp32", "DQ": v.dtype}
     unit = {"sqd", "skd", "svd", "sod", "sbn", "sdd"}  # contiguous last dims: specialised to 1
     small = {"H", "GROUP", "offset", "WINDOW"}  # not assumed 16-divisible

@@ -318,7 +318,7 @@ def test_hopf_cole_gradcheck():
 
 # ----------------------------------------------------------------------- no forward recompute
 def test_backward_does_not_rerun_the_forward(monkeypatch):
-    """The closed form rebuilds π from the saved lse: the forward twins (and their online
+    """The closed form rebuilds π from the saved lse_parts: the forward twins (and their online
     chunk merge) are not called during the backward."""
     import hjplug.kernels.reference.hj_attention as ref_attn
     import hjplug.kernels.reference.hopf_cole as ref_hc

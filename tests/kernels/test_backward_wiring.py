@@ -33,19 +33,19 @@ def test_backward_op_fake_matches_real_on_strided_inputs() -> None:
     and a permuted full bias: the fake outputs must have the real outputs' (contiguous)
     strides, or inductor asserts on them."""
     from hjplug.kernels._backward import hj_attention_backward_op
-    from hjplug.kernels.reference.hj_attention import hj_attention
+    from hjplug.kernels.reference.hj_attention import hj_attention_parts
     from hjplug.kernels.reference.hj_attention_bwd import row_terms
 
     g = torch.Generator().manual_seed(1)
     B, H, S, D = 1, 4, 5, 8
     q, k, v = (torch.randn(B, S, H, D, generator=g).transpose(1, 2) for _ in range(3))
     bias = torch.randn(B, H, S, S, generator=g).permute(0, 1, 3, 2)
-    r = hj_attention(q, k, v, bias=bias)
+    r, pa = hj_attention_parts(q, k, v, bias=bias)
     go = torch.randn(B, H, S, D, generator=g)
-    c, gh = row_terms(r.out, r.lse, r.entropy, go, None, torch.randn(B, H, S, generator=g))
-    for args in ((q, k, v, None, 0.3, False, -1, r.lse, go, c, gh, False, False, "ieee"),
-                 (q, k, v, bias, 0.3, True, -1, r.lse, go, c, gh, True, False, "ieee"),
-                 (q, k, k, None, 0.3, False, -1, r.lse, go, c, gh, False, True, "tf32")):
+    c, gh = row_terms(r.out, pa, r.entropy, go, None, torch.randn(B, H, S, generator=g))
+    for args in ((q, k, v, None, 0.3, False, -1, pa, go, c, gh, False, False, "ieee"),
+                 (q, k, v, bias, 0.3, True, -1, pa, go, c, gh, True, False, "ieee"),
+                 (q, k, k, None, 0.3, False, -1, pa, go, c, gh, False, True, "tf32")):
         torch.library.opcheck(hj_attention_backward_op, args)
 
 

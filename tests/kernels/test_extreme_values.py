@@ -46,6 +46,8 @@ def test_reference_merge_splits_far_lse():
     from hjplug.kernels.reference.split_merge import merge_splits
 
     ents = check_merge(merge_splits)
-    assert len(ents) == 2  # the −1e29 and −1e9 cases
-    for h in ents:  # two splits of 32 equal scores: H = log 32 + log 2, not 2·log 32
+    assert len(ents) == 3  # −1e29 and −1e9 with equal splits, −1e9 with weights 2/3, 1/3
+    for h in ents[:2]:  # two splits of 32 equal scores: H = log 32 + log 2, not 2·log 32
         assert abs(float(h) - math.log(64.0)) <= 1e-6
+    w = (2 / 3, 1 / 3)  # chain rule: H = log 32 + H(w)
+    assert abs(float(ents[2]) - (math.log(32.0) - sum(x * math.log(x) for x in w))) <= 1e-6

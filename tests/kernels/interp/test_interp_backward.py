@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 pytest.importorskip("triton")
 
 from hjplug.kernels.api import hj_attention, hopf_cole  # noqa: E402
-from hjplug.kernels.reference.hj_attention import hj_attention as attn_fwd  # noqa: E402
+from hjplug.kernels.reference.hj_attention import hj_attention_parts as attn_fwd  # noqa: E402
 from hjplug.kernels.reference.hj_attention_bwd import hj_attention_bwd as bwd_ref  # noqa: E402
 from hjplug.kernels.reference.hj_attention_bwd import row_terms  # noqa: E402
 
@@ -63,13 +63,14 @@ def _grads(q, k, v, b, *, causal, window, terms, seed, needs_bias, scale=None, k
 
     gen = torch.Generator().manual_seed(seed + 1)
     sc = q.shape[-1] ** -0.5 if scale is None else scale
-    r = attn_fwd(q, k, v, scale=sc, causal=causal, bias=b, window=None if window < 0 else window,
+    r, pa = attn_fwd(q, k, v, scale=sc, causal=causal, bias=b,
+                     window=None if window < 0 else window,
                  chunk=16)
     g_out = torch.randn(r.out.shape, generator=gen) if "o" in terms else None
     g_lse = torch.randn(r.lse.shape, generator=gen) if "l" in terms else None
     g_ent = torch.randn(r.lse.shape, generator=gen) if "e" in terms else None
-    c, gh = row_terms(r.out, r.lse, r.entropy, g_out, g_lse, g_ent)
-    args = (q, k, v, b, sc, causal, window, r.lse, g_out, c, gh, needs_bias)
+    c, gh = row_terms(r.out, pa, r.entropy, g_out, g_lse, g_ent)
+    args = (q, k, v, b, sc, causal, window, pa, g_out, c, gh, needs_bias)
     return bwd_tri(*args, kv_same=kv_same), bwd_ref(*args, kv_same=kv_same, chunk=16)
 
 

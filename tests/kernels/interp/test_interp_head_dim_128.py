@@ -21,6 +21,7 @@ pytest.importorskip("triton")
 
 from hjplug.kernels import registry  # noqa: E402
 from hjplug.kernels.reference.hj_attention import hj_attention as attn_ref  # noqa: E402
+from hjplug.kernels.reference.hj_attention import hj_attention_parts as attn_parts  # noqa: E402
 from hjplug.kernels.reference.hj_attention_bwd import hj_attention_bwd as bwd_ref  # noqa: E402
 from hjplug.kernels.reference.hj_attention_bwd import row_terms  # noqa: E402
 
@@ -68,12 +69,12 @@ def test_backward_head_dim_128_matches_twin(causal):
 
     q, k, v, bias, g = _inputs(256 + causal)
     sc = D ** -0.5
-    r = attn_ref(q, k, v, scale=sc, causal=causal, bias=bias, chunk=16)
+    r, pa = attn_parts(q, k, v, scale=sc, causal=causal, bias=bias, chunk=16)
     g_out = torch.randn(r.out.shape, generator=g)
     g_lse = torch.randn(r.lse.shape, generator=g)
     g_ent = torch.randn(r.lse.shape, generator=g)
-    c, gh = row_terms(r.out, r.lse, r.entropy, g_out, g_lse, g_ent)
-    args = (q, k, v, bias, sc, causal, -1, r.lse, g_out, c, gh, True)
+    c, gh = row_terms(r.out, pa, r.entropy, g_out, g_lse, g_ent)
+    args = (q, k, v, bias, sc, causal, -1, pa, g_out, c, gh, True)
     got, want = bwd_tri(*args), bwd_ref(*args, chunk=16)
     for n, a, w in zip(("dq", "dk", "dv", "dbias"), got, want, strict=True):
         assert a is not None and a.shape == w.shape and a.dtype == w.dtype, n
@@ -101,7 +102,7 @@ def test_public_path_head_dim_128_runs_triton_and_matches_reference(monkeypatch)
 
         monkeypatch.setattr(mod, name, f)
 
-    spy(hja, "hj_attention_fwd")
+    spy(hja, "hj_attention_fwd_parts")
     spy(hjb, "hj_attention_bwd")
     g = torch.Generator().manual_seed(7)
     leaves = [torch.randn(B, s, h, D, generator=g).transpose(1, 2)
@@ -115,7 +116,7 @@ def test_public_path_head_dim_128_runs_triton_and_matches_reference(monkeypatch)
         r = K.hj_attention(xs[0], xs[1], xs[2], causal=True, bias=xs[3])
         loss = (r.out * ups[0]).sum() + (r.entropy * ups[1]).sum()
         res[mode] = (r.out, r.lse, r.entropy, *torch.autograd.grad(loss, xs))
-    assert calls == [("hj_attention_fwd", D), ("hj_attention_bwd", D)]
+    assert calls == [("hj_attention_fwd_parts", D), ("hj_attention_bwd", D)]
     for n, a, w in zip(("out", "lse", "entropy", "dq", "dk", "dv", "dbias"), res["triton"],
                        res["reference"], strict=True):
         torch.testing.assert_close(a, w, rtol=1e-4, atol=1e-5, msg=lambda m, n=n: f"{n}: {m}")

@@ -52,13 +52,13 @@ def test_hf_model_triton_forward_matches_reference(monkeypatch, build):
     import hjplug.kernels.triton.hj_attention as hja
 
     calls: list[tuple[int, ...]] = []
-    real = hja.hj_attention_fwd
+    real = hja.hj_attention_fwd_parts
 
     def spy(*a, **kw):
         calls.append(tuple(a[0].shape))
         return real(*a, **kw)
 
-    monkeypatch.setattr(hja, "hj_attention_fwd", spy)
+    monkeypatch.setattr(hja, "hj_attention_fwd_parts", spy)
     model, inputs = getattr(instr_models, build)()
     B, S = inputs["input_ids"].shape
     H = model.config.num_attention_heads

@@ -3,6 +3,7 @@ reference twin, and the twin against a direct fp64 evaluation over the unsplit k
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -30,22 +31,27 @@ def _partials(S: int, rows: tuple[int, ...], D: int, n_keys: int = 24, seed: int
     keep[1 % R, : n_keys // S] = False  # an empty split in a live row
     s = s.masked_fill(~keep, float("-inf"))
     chunks = torch.arange(n_keys) * S // n_keys  # split id of every key
-    out, lse, ent = [], [], []
+    out, mm, rr, ent = [], [], [], []
     for i in range(S):
         si, vi = s[:, chunks == i], v[:, chunks == i]
         li = torch.logsumexp(si, -1)  # [R]
         pi = torch.where(torch.isfinite(li)[:, None], torch.exp(si - li.nan_to_num(0.0,
                          neginf=0.0)[:, None]), torch.zeros_like(si))
         out.append((pi[..., None] * vi).sum(1))
-        lse.append(li)
+        ti = si / math.log(2.0)  # base-2 scores
+        mi = ti.amax(-1).clamp_min(-1e30) if ti.shape[-1] else torch.full((R,), -1e30,
+                                                                           dtype=ti.dtype)
+        mm.append(mi)
+        rr.append(torch.exp2(ti - mi[:, None]).sum(-1).log2())  # log₂ l; −inf: empty split
         ent.append(-(torch.where(pi > 0, pi * pi.log(), torch.zeros_like(pi))).sum(-1))
     ltot = torch.logsumexp(s, -1)
     p = torch.where(torch.isfinite(ltot)[:, None],
                     torch.exp(s - ltot.nan_to_num(0.0, neginf=0.0)[:, None]), torch.zeros_like(s))
     truth = ((p[..., None] * v).sum(1), ltot,
              -(torch.where(p > 0, p * p.log(), torch.zeros_like(p))).sum(-1))
+    lse_parts = torch.stack([torch.stack(mm), torch.stack(rr)], dim=-1)  # [S, R, 2]
     parts = (torch.stack(out).reshape(S, *rows, D).float(),
-             torch.stack(lse).reshape(S, *rows).float(), torch.stack(ent).reshape(S, *rows).float())
+             lse_parts.reshape(S, *rows, 2).float(), torch.stack(ent).reshape(S, *rows).float())
     return parts, tuple(t.reshape(*rows, *t.shape[1:]) for t in truth)
 
 
@@ -59,7 +65,9 @@ def test_merge_kernel_matches_twin_and_fp64(S: int, rows: tuple[int, ...], D: in
     ref = merge_ref(*parts, torch.float32)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    o, lse, ent = ref
+    o, lse, ent, pm = ref
+    torch.testing.assert_close(((pm[..., 0] + pm[..., 1]) * math.log(2.0)).double(), truth[1],
+                               rtol=1e-5, atol=1e-5)  # the merged parts: log Z = ln2·(m + r)
     torch.testing.assert_close(o.double(), truth[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(lse.double(), truth[1], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ent.double(), truth[2], rtol=1e-5, atol=1e-5)
@@ -73,7 +81,7 @@ def test_merge_kernel_casts_to_the_input_dtype() -> None:
     from hjplug.kernels.triton.split_merge import merge_splits
 
     parts, _ = _partials(4, (1, 2, 9), 32)
-    o, _, _ = merge_splits(*parts, torch.float16)
-    ref, _, _ = merge_ref(*parts, torch.float16)
+    o = merge_splits(*parts, torch.float16)[0]
+    ref = merge_ref(*parts, torch.float16)[0]
     assert o.dtype == torch.float16
     torch.testing.assert_close(o, ref, rtol=1e-3, atol=1e-3)
