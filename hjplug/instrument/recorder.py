@@ -137,12 +137,21 @@ class Recorder:
 
     def nan_rows(self) -> dict[str, int]:
         """Rows flagged NaN per prefix (0 everywhere for clean inputs)."""
-        return {p: int(self[f"{p}.nan"].sum()) for p in self.paths if f"{p}.nan" in self._data}
+        return {p: int(sum(t.sum() for t in self._data[f"{p}.nan"])) for p in self.paths
+                if f"{p}.nan" in self._data}
 
     # ---------------------------------------------------------------- summaries
     def _opt(self, prefix: str, name: str) -> Tensor | None:
+        """The statistic for summaries (detached). Calls of different shapes (a prefill, then
+        one query per cached decode step) become one row per (call, batch, query): [B, H, Sq]
+        → [Σ B·Sq, H, 1], [B, Sq] → [Σ B·Sq, 1] (the same for every statistic of a prefix)."""
         key = f"{prefix}.{name}"
-        return self[key].detach() if key in self._data else None  # summaries: no graph
+        if key not in self._data:
+            return None
+        ts = self._data[key]
+        if name != "epsilon" and any(t.shape[1:] != ts[0].shape[1:] for t in ts):
+            return torch.cat([_as_rows(t.detach()) for t in ts])
+        return self[key].detach()
 
     def summary(self) -> Summary:
         """Per layer × head (and per readout / gate): ε, means over valid rows, regime."""
@@ -213,20 +222,23 @@ class Recorder:
         for prefix in self.paths:
             if self.kinds[prefix] != "attention" or f"{prefix}.keys" not in self._data:
                 continue
-            keys = self[f"{prefix}.keys"]
-            if keys.dim() != 3:
-                continue
-            B, H, Sq = keys.shape
-            b, h, q = torch.meshgrid(torch.arange(B), torch.arange(H), torch.arange(Sq),
-                                     indexing="ij")
-            n = B * H * Sq
-            cols["name"] += [prefix] * n
-            cols["batch"] += b.reshape(-1).tolist()
-            cols["head"] += h.reshape(-1).tolist()
-            cols["query"] += q.reshape(-1).tolist()
-            for s in stats:
-                t = self._opt(prefix, s)
-                cols[s] += t.reshape(-1).tolist() if t is not None else [math.nan] * n
+            b0 = 0  # batch index continues across calls (as rec[name] concatenates them)
+            for c, keys in enumerate(self._data[f"{prefix}.keys"]):
+                if keys.dim() != 3:
+                    continue
+                B, H, Sq = keys.shape
+                b, h, q = torch.meshgrid(torch.arange(B) + b0, torch.arange(H),
+                                         torch.arange(Sq), indexing="ij")
+                b0 += B
+                n = B * H * Sq
+                cols["name"] += [prefix] * n
+                cols["batch"] += b.reshape(-1).tolist()
+                cols["head"] += h.reshape(-1).tolist()
+                cols["query"] += q.reshape(-1).tolist()
+                for s in stats:
+                    ts = self._data.get(f"{prefix}.{s}", [])
+                    cols[s] += ts[c].detach().reshape(-1).tolist() if len(ts) > c else (
+                        [math.nan] * n)
         return {k: v for k, v in cols.items() if v and not all(
             isinstance(x, float) and math.isnan(x) for x in v)}
 
@@ -272,6 +284,14 @@ def query_valid(masks: list[Tensor | None], keys: Tensor) -> Tensor | None:
     if m is None or keys.dim() != 3 or tuple(m.shape) != (keys.shape[0], keys.shape[2]):
         return None
     return m.to(device=keys.device, dtype=torch.bool)
+
+
+def _as_rows(t: Tensor) -> Tensor:
+    """One call's statistic as rows: [B, H, Sq] → [B·Sq, H, 1]; [B, Sq] (or any other) →
+    [B·Sq, 1]."""
+    if t.dim() == 3:
+        return t.transpose(1, 2).reshape(-1, t.shape[1], 1)
+    return t.reshape(-1, 1)
 
 
 def _all_real(keys: Tensor) -> Tensor:

@@ -215,16 +215,21 @@ def fold_inputs(keys: Tensor, queries: Tensor, vis: Tensor, fold_queries: tuple[
                 where: str = _WHERE) -> tuple[Tensor, Tensor, Tensor, int, int]:
     """(atoms K, q_a, q_b, i_a, i_b) for one head of batch row 0.
 
-    keys [Sk, D], queries [Sq, D], vis [Sq, Sk] bool. Default queries: the first and last with
-    ≥ 2 visible keys; the atoms are the keys visible to both.
+    keys [Sk, D], queries [Sq, D], vis [Sq, Sk] bool. Default queries: the first query i_a
+    with ≥ 2 visible keys that shares ≥ 2 with a later one, and the last such i_b (the first and
+    last with ≥ 2 visible keys unless a sliding window keeps them apart); the atoms are the keys
+    visible to both.
     """
-    ok = vis.sum(-1) >= 2
-    rows = ok.nonzero().reshape(-1).tolist()
     if fold_queries is None:
-        if len(rows) < 2:
-            raise HJPlugError(f"{where}: fewer than two queries with ≥ 2 visible keys; no path "
-                              "to scan (pass folds=False).")
-        ia, ib = rows[0], rows[-1]
+        v = vis.to(torch.float32)  # one [Sq] product per candidate i_a, no [Sq, Sq] matrix
+        for ia in (v.sum(-1) >= 2).nonzero().reshape(-1).tolist():
+            later = ((v[ia + 1:] @ v[ia]) >= 2).nonzero().reshape(-1)  # shared keys ≥ 2
+            if later.numel():
+                ib = ia + 1 + int(later[-1])
+                break
+        else:
+            raise HJPlugError(f"{where}: no two queries share ≥ 2 visible keys; no path to "
+                              "scan (pass folds=False).")
     else:
         ia, ib = fold_queries
         n = queries.shape[0]
