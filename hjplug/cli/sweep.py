@@ -35,21 +35,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_scales(text: str) -> list[float]:
-    """'lo:hi:n' → n log-spaced values; 'a,b,c' → those values (validated by the sweep)."""
+    """'lo:hi:n' → n log-spaced values; 'a,b,c' → those values. Every λ must be finite and
+    > 0 (checked here, before the model is loaded)."""
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
             a, b, k = float(lo), float(hi), int(n)
-            if a <= 0 or b <= 0 or k < 1:
+            if k < 1 or not all(math.isfinite(v) and v > 0 for v in (a, b)):
                 raise ValueError
-            if k == 1:
-                return [a]
-            return [a * (b / a) ** (i / (k - 1)) for i in range(k)]
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidArgumentError("--scales", "lo:hi:n with lo, hi > 0 and n ≥ 1, or a "
-                                   "comma-separated list of numbers > 0", text,
-                                   where="hjplug sweep") from None
+            la, lb = math.log(a), math.log(b)  # in log space: b / a may overflow
+            values = [a] if k == 1 else [a, *(math.exp(la + (lb - la) * i / (k - 1))
+                                              for i in range(1, k - 1)), b]
+        else:
+            values = [float(x) for x in text.split(",") if x.strip()]
+        if not values or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError
+        return values
+    except (ValueError, OverflowError):
+        raise InvalidArgumentError("--scales", "lo:hi:n with finite lo, hi > 0 and n ≥ 1, or "
+                                   "a comma-separated list of finite numbers > 0", text,
+                                   hint="For example --scales 0.01:10:40.") from None
 
 
 def _ints(text: str | None, name: str) -> list[int] | None:
@@ -58,8 +63,7 @@ def _ints(text: str | None, name: str) -> list[int] | None:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise InvalidArgumentError(name, "comma-separated integers", text,
-                                   where="hjplug sweep") from None
+        raise InvalidArgumentError(name, "comma-separated integers", text) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     scales = parse_scales(args.scales)
     layers, heads = _ints(args.layers, "--layers"), _ints(args.heads, "--heads")
     if args.plot:  # before the sweep: a bad path fails fast, and never overwrites the model
-        check_output(args.plot, args.model, "--plot", "sweep.png")
+        check_output(args.plot, args.model, "--plot", "sweep.png", suffixes=(".png",))
     loaded = load(args.model, text=args.text)
     sw = sweep(loaded.model, loaded.inputs, scales, layers=layers, heads=heads,
                folds=not args.no_folds, progress=None if not args.json else False,
@@ -99,14 +103,15 @@ def run(args: argparse.Namespace) -> int:
                       for f in _exits(sw)],
             "fold_source": sw.fold_source, "plot": args.plot}, indent=2, allow_nan=False))
         return 1 if sw.violations else 0
-    from rich.console import Console
     from rich.table import Table
 
-    out = Console()
-    tables = [("the deformed model", sw.normalized_entropy)]
+    from hjplug.cli._console import stdout_console
+
+    curves = [("the deformed model", sw.normalized_entropy)]
     if sw.fixed_normalized_entropy is not None:
-        tables.append(("fixed inputs: each head's own response", sw.fixed_normalized_entropy))
-    for what, values in tables:
+        curves.append(("fixed inputs: each head's own response", sw.fixed_normalized_entropy))
+    tables = []
+    for what, values in curves:
         t = Table(title=f"ε-sweep — {loaded.name}: mean H/log k per block (heads averaged), "
                   f"{what}")
         t.add_column("λ", justify="right")
@@ -118,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
                 vals = [v for v in values[s, i].tolist() if math.isfinite(v)]
                 row.append(f"{sum(vals) / len(vals):.3f}" if vals else "—")
             t.add_row(*row)
+        tables.append(t)
+    out = stdout_console(*tables)
+    for t in tables:
         out.print(t)
     status = "[green]ok[/]" if sw.ok else f"[red]{len(sw.violations)} violations (bug)[/]"
     out.print(f"monotonicity ∂H/∂ε ≥ 0 at fixed inputs: {sw.checked} (row, step) checks — "

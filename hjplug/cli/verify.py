@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hjplug.cli._seed import seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -12,15 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Check the paper's identities (paper-notes §1–§3) on fresh random fp64 data: "
         "each against an independent evaluation. Exit code 0 only when every row passes.",
     )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    p.add_argument("--seed", type=seed, default=None,
+                   help="random seed in [0, 2³² − 1] (default: a fresh one)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from hjplug.cli._console import stdout_console
     from hjplug.identities import verify
 
     if args.json:
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print(report.to_json())
         return 0 if report.passed else 1
 
-    console = Console()
+    console = stdout_console()
     with console.status("checking identities…") as status:
         report = verify(seed=args.seed, progress=lambda name: status.update(f"checking {name}…"))
     table = Table(title=f"hjplug verify — seed {report.seed}, fp64", title_justify="left")

@@ -112,9 +112,9 @@ class InspectReport:
             flexible = col in ("path", "Hamiltonian")
             table.add_column(col, overflow="fold", no_wrap=not flexible,
                              justify="right" if col == "ε" else "left",
-                             ratio=1 if flexible else None, min_width=22 if flexible else None)
+                             ratio=1 if flexible else None, min_width=8 if flexible else None)
         if explain:
-            table.add_column("notes", overflow="fold", style="dim", ratio=1, min_width=16)
+            table.add_column("notes", overflow="fold", style="dim", ratio=1, min_width=8)
         for block, row in zip(self.blocks, self.rows(), strict=True):
             style = styles.get(row[-1], "")
             cells = [*row[:-1], f"[{style}]{row[-1]}[/]" if style else row[-1]]

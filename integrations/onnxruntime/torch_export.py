@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import logging
 import re
 import warnings
 from collections.abc import Iterator
@@ -67,6 +68,22 @@ def _first_line(err: BaseException, op: str | None = None) -> str:
     return (named or lines or [type(err).__name__])[0][:240]
 
 
+# logs one warning per torchvision op ("torchvision is not installed. Skipping …") on every export
+_REGISTRY_LOG = "torch.onnx._internal.exporter._registration"
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Raise the logger `name` to ERROR for the duration; its level is restored after."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _dynamo(prep: Prepared, path: Path, opset: int | None) -> None:
     from torch.export import Dim
 
@@ -77,7 +94,7 @@ def _dynamo(prep: Prepared, path: Path, opset: int | None) -> None:
             dyn = {n: spec.get(n) for n in prep.kwargs}
         else:
             dyn = tuple(spec.get(n) or None for n in prep.input_names)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _quiet(_REGISTRY_LOG):
         warnings.simplefilter("ignore")
         prog = torch.onnx.export(
             prep.module, prep.args, kwargs=prep.kwargs or None, dynamo=True,

@@ -107,6 +107,9 @@ def check_destination(dst: str | os.PathLike) -> Path:
         raise OnnxFileError(f"{d}: is a directory; expected the path of the .onnx file to "
                             f"write, e.g. {d / 'model.hj.onnx'}.")
     parent = d.parent if str(d.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OnnxFileError(f"{d}: {parent} is a file, not a directory; expected an existing "
+                            "directory. Choose another path.")
     if not parent.is_dir():
         raise OnnxFileError(f"{d}: the output directory {parent} does not exist; expected an "
                             "existing directory. Create it first (mkdir -p) or choose another "
