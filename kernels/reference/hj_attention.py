@@ -89,6 +89,29 @@ def zero_outside_band(x: Tensor, d: int, causal: bool, window: int) -> Tensor:
     return x
 
 
+def as_4d(add: Tensor | None) -> Tensor | None:
+    """An additive bias with its broadcast dims kept (size 1), as [B | 1, H | 1, Sq | 1, Sk | 1]."""
+    if add is None:
+        return None
+    while add.dim() < 4:
+        add = add.unsqueeze(0)
+    return add
+
+
+def bias_block(add4: Tensor, b: int, h0: int, h1: int, g: int, i0: int, i1: int, j0: int,
+               j1: int) -> Tensor:
+    """The block [nh, g, nq, C] of a 4-D additive bias (batch b, kv-heads h0…h1 with their g
+    query heads each, queries i0…i1, keys j0…j1), sliced on the bias's own dims and only then
+    broadcast: under autograd each chunk's slice backward then allocates the bias's own size
+    (e.g. Hopf–Cole's [1, 1, 1, N]), not the broadcast [B, H, Sq, Sk]."""
+    Bb, Hb, Sqb, Skb = add4.shape
+    x = add4[b if Bb > 1 else 0]  # [Hb, Sqb, Skb]
+    x = x[h0 * g:h1 * g] if Hb > 1 else x
+    x = x[:, i0:i1] if Sqb > 1 else x
+    x = x[:, :, j0:j1] if Skb > 1 else x
+    return x.expand((h1 - h0) * g, i1 - i0, j1 - j0).unflatten(0, (h1 - h0, g))
+
+
 def _splits(n: int, most: int) -> list[tuple[int, int]]:
     """[0, n) in ceil(n / most) ranges of at most `most`."""
     most = max(1, most)
@@ -142,9 +165,7 @@ def hj_attention_parts(
     dev = q.device
     alpha = scale_f * _online.LOG2E  # t = log₂e·s = alpha·q·k + log₂e·bias
     qg = q.view(B, Hk, g, Sq, D)  # [B, Hk, g, Sq, D] (a view: no copy of q)
-    add = as_additive(bias, ct, _online.LOG2E)  # base-2 additive bias, its own (small) shape
-    if add is not None:  # [B, Hk, g, Sq, Sk] view (stride 0 where broadcast)
-        add = add.expand(B, H, Sq, Sk).view(B, Hk, g, Sq, Sk)
+    add = as_4d(as_additive(bias, ct, _online.LOG2E))  # base-2 additive bias, its own shape
     c = max(1, min(Sk, chunk or KEY_CHUNK))
     rows = max(1, BLOCK_SCORES // (g * c))  # queries (of one kv-head) per block
     sq1 = max(Sq, 1)
@@ -178,7 +199,8 @@ def hj_attention_parts(
                     n = math.prod(shape)
                     band = i0 + Sk - Sq - j0 if causal or win > 0 else None
                     t = chunk_scores(qb, kb, alpha, None if add is None else
-                                     add[b, h0:h1, :, i0:i1, j0:j1], nq, band, causal, win,
+                                     bias_block(add, b, h0, h1, g, i0, i1, j0, j1), nq, band,
+                                     causal, win,
                                      None if scores is None else scores[:n].view(shape))
                     st = _online.merge_chunk(st, t, v[b, h0:h1, j0:j1].to(ct), kk, j0,
                                              None if powers is None else powers[:n].view(shape))

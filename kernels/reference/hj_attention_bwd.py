@@ -31,7 +31,14 @@ from torch import Tensor
 
 from hjplug.kernels._checks import stats_dtype
 from hjplug.kernels.reference._online import LN2, LOG2E, unpack_parts
-from hjplug.kernels.reference.hj_attention import _splits, as_additive, chunk_scores, key_range
+from hjplug.kernels.reference.hj_attention import (
+    _splits,
+    as_4d,
+    as_additive,
+    bias_block,
+    chunk_scores,
+    key_range,
+)
 
 __all__ = ["hj_attention_bwd", "one_row", "reduce_to", "row_terms"]
 
@@ -89,10 +96,8 @@ def hj_attention_bwd(
     ct = stats_dtype(q.dtype)
     dev = q.device
     win = window if window > 0 else -1
-    add = as_additive(bias, ct, LOG2E)  # base 2 (as the forward twin), its own shape
+    add = as_4d(as_additive(bias, ct, LOG2E))  # base 2 (as the forward twin), its own shape
     want_db = needs_bias and bias is not None and bias.is_floating_point()
-    if add is not None:
-        add = add.expand(B, H, Sq, Sk).view(B, Hk, g, Sq, Sk)  # view, stride 0 where broadcast
     db_shape = (B, H, 1 if one_row(bias) else Sq, Sk)
     dbias = torch.zeros(db_shape, dtype=ct, device=dev) if want_db else None
     db5 = None if dbias is None else dbias.view(B, Hk, g, db_shape[2], Sk)
@@ -136,7 +141,8 @@ def hj_attention_bwd(
                     vb = v[b, hs, j0:j1].to(ct)  # [nh, C, Dv]
                     band = i0 + Sk - Sq - j0 if causal or win > 0 else None
                     s = chunk_scores(qb, kb, alpha, None if add is None else
-                                     add[b, hs, :, i0:i1, j0:j1], nq, band, causal, win
+                                     bias_block(add, b, h0, h1, g, i0, i1, j0, j1), nq, band,
+                                     causal, win
                                      ).view(nh, g, nq, C)  # t, base 2
                     removed = s == -math.inf if may_remove and (nan_rows or use_gh) else None
                     s.sub_(mb)  # x = t − m: exact at the forward's max
