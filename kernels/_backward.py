@@ -20,7 +20,7 @@ from hjplug.kernels import registry
 from hjplug.kernels.reference.hj_attention_bwd import one_row, reduce_to, row_terms
 from hjplug.kernels.topk_grad import topk_grad
 
-__all__ = ["attention_grads", "hopf_cole_grads"]
+__all__ = ["attention_grads", "hopf_cole_grads", "hopf_cole_tf32"]
 
 Grad = Tensor | None
 
@@ -120,9 +120,17 @@ def attention_grads(inputs: Sequence[Tensor | None], outputs: Sequence[Tensor],
             db if needs_bias else None)
 
 
+def hopf_cole_tf32(x: Tensor, W: Tensor, b: Tensor, topk: int) -> bool:
+    """Whether the forward ran fp32 in TF32 on rounded operands: on Triton (the dispatch of
+    ops.hopf_cole_op; top-k > 32 falls back to the exact reference). Asked when the forward
+    runs (setup_context), so a later change of HJPLUG_KERNEL cannot mislead the backward."""
+    return x.dtype == torch.float32 and registry.choose(
+        "hopf_cole", x, W, b, head_dim=x.shape[-1], topk=topk).backend == "triton"
+
+
 def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: float,
-                    topk: int, needs: Sequence[bool], grads: Sequence[Tensor | None]
-                    ) -> tuple[Grad, Grad, Grad]:
+                    topk: int, needs: Sequence[bool], grads: Sequence[Tensor | None],
+                    tf32: bool | None = None) -> tuple[Grad, Grad, Grad]:
     """(dx, dW, db) given (x, W, b), outputs (value, grad, entropy, topk_weights, indices,
     lse_parts) and the grads of the first four. One attention row per x: q = x, k = v = W (one
     tensor, so the fused backward returns dW = dk + dv as dk), bias = b/ε, scale = 1/ε (the
@@ -144,10 +152,8 @@ def hopf_cole_grads(inputs: Sequence[Tensor], outputs: Sequence[Tensor], eps: fl
                       None if g_grad is None else g_grad.reshape(1, 1, M, d),
                       None if g_val is None else (g_val * eps).reshape(1, 1, M),
                       None if g_ent is None else g_ent.reshape(1, 1, M))
-    # the forward's mode: fp32 ran in tf32 on rounded operands when it ran on Triton (the
-    # same dispatch as ops.hopf_cole_op: top-k > 32 falls back to the exact reference)
-    tf32 = x.dtype == torch.float32 and registry.choose(
-        "hopf_cole", x, W, b, head_dim=d, topk=topk).backend == "triton"
+    if tf32 is None:  # the forward's mode, when the caller did not record it
+        tf32 = hopf_cole_tf32(x, W, b, topk)
     tg = None
     if topk and g_tw is not None and tw.numel():
         kk = tw.shape[-1]

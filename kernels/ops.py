@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from hjplug.kernels import registry
-from hjplug.kernels._backward import _vjp, attention_grads, hopf_cole_grads
+from hjplug.kernels._backward import _vjp, attention_grads, hopf_cole_grads, hopf_cole_tf32
 from hjplug.kernels._checks import stats_dtype
 
 __all__ = ["entropy_sweep_op", "hj_attention_op", "hopf_cole_op"]
@@ -114,14 +114,14 @@ def _(x, W, b, eps, topk):
 def _hc_setup(ctx, inputs, output):
     x, W, b, eps, topk = inputs
     ctx.save_for_backward(x, W, b, *output)
-    ctx.cfg = (eps, topk)
+    ctx.cfg = (eps, topk, hopf_cole_tf32(x, W, b, topk))  # the mode the forward ran in
 
 
 def _hc_backward(ctx, g_val, g_grad, g_ent, g_tw, g_ti, g_parts):
-    eps, topk = ctx.cfg
+    eps, topk, tf32 = ctx.cfg
     saved = ctx.saved_tensors
     grads = hopf_cole_grads(saved[:3], saved[3:], eps, topk, ctx.needs_input_grad[:3],
-                            (g_val, g_grad, g_ent, g_tw if topk else None))
+                            (g_val, g_grad, g_ent, g_tw if topk else None), tf32)
     return (*grads, None, None)
 
 

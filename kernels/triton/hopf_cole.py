@@ -83,5 +83,6 @@ class HopfColeFunction(torch.autograd.Function):
         eps, topk = ctx.cfg
         saved = ctx.saved_tensors
         grads = hopf_cole_grads(saved[:3], saved[3:], eps, topk, ctx.needs_input_grad[:3],
-                                (g_val, g_grad, g_ent, g_tw if topk else None))
+                                (g_val, g_grad, g_ent, g_tw if topk else None),
+                                saved[0].dtype == torch.float32)  # this forward: TF32 on fp32
         return (*grads, None, None)
