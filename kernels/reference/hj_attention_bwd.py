@@ -98,9 +98,11 @@ def hj_attention_bwd(
     win = window if window > 0 else -1
     add = as_4d(as_additive(bias, ct, LOG2E))  # base 2 (as the forward twin), its own shape
     want_db = needs_bias and bias is not None and bias.is_floating_point()
-    db_shape = (B, H, 1 if one_row(bias) else Sq, Sk)
+    # dbias in the bias's own batch / head extent (summed over a broadcast dim chunk by chunk:
+    # a [1, H, Sq, Sk] bias never gets a [B, H, Sq, Sk] buffer) and over queries for one row
+    db_b, db_h = (1, 1) if add is None else (add.shape[0], add.shape[1])
+    db_shape = (db_b, db_h, 1 if one_row(bias) else Sq, Sk)
     dbias = torch.zeros(db_shape, dtype=ct, device=dev) if want_db else None
-    db5 = None if dbias is None else dbias.view(B, Hk, g, db_shape[2], Sk)
     qg = q.view(B, Hk, g, Sq, D)
     m_all, r_all = unpack_parts(parts.to(ct))  # r = +inf in rows with no visible key: π = 0
     m_g, r_g = m_all.view(B, Hk, g, Sq), r_all.view(B, Hk, g, Sq)
@@ -177,11 +179,15 @@ def hj_attention_bwd(
                     else:
                         dq[b, hs, :, i0:i1] += torch.bmm(ds3, kb).view(nh, g, nq, D)
                     dk[b, hs, j0:j1].baddbmm_(ds3.mT, qb)  # [nh, C, D]
-                    if db5 is not None:
-                        if db_shape[2] == 1:
-                            db5[b, hs, :, 0, j0:j1] += ds.sum(2)
+                    if dbias is not None:
+                        part = ds if db_shape[2] > 1 else ds.sum(2, keepdim=True)  # [nh,g,·,C]
+                        if db_h == 1:
+                            part = part.sum((0, 1)).unsqueeze(0)  # [1, ·, C]
                         else:
-                            db5[b, hs, :, i0:i1, j0:j1] += ds
+                            part = part.reshape(nh * g, *part.shape[2:])  # [nh·g, ·, C]
+                        rows_db = slice(i0, i1) if db_shape[2] > 1 else slice(0, 1)
+                        heads_db = slice(h0 * g, h1 * g) if db_h > 1 else slice(0, 1)
+                        dbias[b if db_b > 1 else 0, heads_db, rows_db, j0:j1] += part
     dq = dq.mul_(scale).view(B, H, Sq, D).to(q.dtype)
     if kv_same:  # one tensor: its gradient is dk + dv
         dk_all, dv_out = dv.add_(dk, alpha=scale).to(k.dtype), None

@@ -5,7 +5,9 @@ Same formula as the reference twin (`kernels/reference/hj_attention_bwd.py`):
     π_ij = 2^{x_ij − r_i}                 ((m_i, r_i = log₂ l_i): the forward's lse_parts)
     ds_ij = π_ij·(dO_i·v_j + c_i − g_H_i·ln2·x_ij)   (c, g_H: per-row terms, `row_terms`)
     dq = scale·ds·k,  dk = scale·dsᵀ·q,  dv = πᵀ·dO,  dbias = ds
-Two launches, no atomics: `_bwd_dkdv` (one program per key block and kv-head; it walks the
+Two launches, no atomics (but for the gradient of a float bias broadcast over batch or heads:
+`_bwd_dq` then adds into the bias's own [B | 1, H | 1, Sq, Sk] atomically, untuned, instead of
+writing a [B, H, Sq, Sk] buffer): `_bwd_dkdv` (one program per key block and kv-head; it walks the
 query blocks of every query head of its group, so GQA sums in registers) and `_bwd_dq` (one
 program per query block and head, keys split across programs when few query blocks exist;
 the fp32 partial dq are summed after). The entropy gradient costs one multiply-add per score
@@ -182,7 +184,7 @@ def _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, ro
              skn, skd, svn, svd, sbm, sbn,
              BLOCK_N: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
              HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr, BIAS_ROW: tl.constexpr,
-             DB_FULL: tl.constexpr, DOT_PREC: tl.constexpr):
+             DB_FULL: tl.constexpr, DOT_PREC: tl.constexpr, DB_ATOMIC: tl.constexpr):
     """Key blocks [lo, hi) against one query block."""
     for start_n in range(lo, hi, BLOCK_N):
         start_n = tl.multiple_of(start_n, BLOCK_N)
@@ -217,8 +219,12 @@ def _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, ro
         if MASKED or HAS_BIAS:  # π = 0 (removed keys, where π is 0 even in a NaN row, and
             ds = tl.where(p == 0.0, 0.0, ds)  # underflow): 0, not 0·NaN or 0·∞ (−g_H·u overflow)
         if DB_FULL:
-            tl.store(DB + db_row[:, None] + cols[None, :], ds,
-                     mask=r_ok[:, None] & n_ok[None, :])
+            if DB_ATOMIC:  # a bias broadcast over batch / heads: programs share its cells
+                tl.atomic_add(DB + db_row[:, None] + cols[None, :], ds,
+                              mask=r_ok[:, None] & n_ok[None, :])
+            else:
+                tl.store(DB + db_row[:, None] + cols[None, :], ds,
+                         mask=r_ok[:, None] & n_ok[None, :])
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PREC)
     return dq
 
@@ -228,12 +234,12 @@ def _bwd_dq(
     Q, K, V, BIAS, DO, PARTS, C, GH, DQ, DB,
     qk_scale, scale,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
-    sbb, sbh, sbm, sbn, sdb, sdh, sdm, sdd, sqs,
+    sbb, sbh, sbm, sbn, sdb, sdh, sdm, sdd, sqs, sdbb, sdbh,
     H, Sq, Sk, D, GROUP, offset, WINDOW, split_len,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_BIAS: tl.constexpr,
     BIAS_ROW: tl.constexpr, DB_FULL: tl.constexpr, DOT_PREC: tl.constexpr,
-    INT64: tl.constexpr = False,
+    INT64: tl.constexpr = False, DB_ATOMIC: tl.constexpr = False,
 ):
     pid_m, _, pid_s, pid_s64, b, h, hk = program_coords(H, GROUP, CAUSAL, INT64)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
@@ -254,7 +260,7 @@ def _bwd_dq(
     k_base = K + b * skb + hk * skh
     v_base = V + b * svb + hk * svh
     bias_base = BIAS + b * sbb + h * sbh
-    db_row = row_off * Sk  # [BM] start of each row of a full dbias [B, H, Sq, Sk]
+    db_row = b * sdbb + h * sdbh + rows * Sk  # [BM] row starts in dbias [B | 1, H | 1, Sq, Sk]
 
     # keys of this block (and split), as the forward: masked [lo, lo_f), unmasked
     # [lo_f, hi_f), masked [hi_f, hi)
@@ -265,15 +271,15 @@ def _bwd_dq(
     dq = _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
                   offs_n, offs_d, d_ok, lo, lo_f, Sk, offset, WINDOW, qk_scale,
                   skn, skd, svn, svd, sbm, sbn, BLOCK_N, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
-                  BIAS_ROW, DB_FULL, DOT_PREC)
+                  BIAS_ROW, DB_FULL, DOT_PREC, DB_ATOMIC)
     dq = _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
                   offs_n, offs_d, d_ok, lo_f, hi_f, Sk, offset, WINDOW, qk_scale,
                   skn, skd, svn, svd, sbm, sbn, BLOCK_N, False, CAUSAL, HAS_WINDOW, HAS_BIAS,
-                  BIAS_ROW, DB_FULL, DOT_PREC)
+                  BIAS_ROW, DB_FULL, DOT_PREC, DB_ATOMIC)
     dq = _dq_keys(dq, q, do, m2, r2, c, gh, k_base, v_base, bias_base, DB, db_row, rows, r_ok,
                   offs_n, offs_d, d_ok, hi_f, hi, Sk, offset, WINDOW, qk_scale,
                   skn, skd, svn, svd, sbm, sbn, BLOCK_N, True, CAUSAL, HAS_WINDOW, HAS_BIAS,
-                  BIAS_ROW, DB_FULL, DOT_PREC)
+                  BIAS_ROW, DB_FULL, DOT_PREC, DB_ATOMIC)
     dq_off = pid_s64 * sqs + ((b * H + h) * Sq + rows[:, None]) * D + offs_d[None, :]
     tl.store(DQ + dq_off, (dq * scale).to(DQ.dtype.element_ty), mask=qd_mask)
 
@@ -361,10 +367,12 @@ def hj_attention_bwd(
     want_db = needs_bias and bias is not None and bias.is_floating_point()
     if bias is not None and bias.dtype == torch.bool:
         bias = torch.where(bias, 0.0, float("-inf")).to(torch.float32)
+    bb = hb = 1  # dbias's batch / head extent: the bias's own (1 where it broadcasts)
     if bias is not None:
         b4 = bias
         while b4.dim() < 4:
             b4 = b4.unsqueeze(0)
+        bb, hb = b4.shape[0], b4.shape[1]
         b4 = b4.expand(B, H, Sq, Sk)
         bstr = tuple(b4.stride())
     else:
@@ -380,9 +388,15 @@ def hj_attention_bwd(
     strides = (*q.stride(), *k.stride(), *v.stride(), *bstr, *g_out.stride())
     dk = torch.empty((B, Hk, Sk, D), dtype=k.dtype, device=dev)
     dv = dk if kv_same else torch.empty((B, Hk, Sk, D), dtype=v.dtype, device=dev)
-    # a full dbias is zero outside the visited (causal / window) band: zeros, not empty
-    db = torch.zeros((B, H, Sq if db_full else 1, Sk), dtype=torch.float32, device=dev) \
+    # a full dbias is zero outside the visited (causal / window) band: zeros, not empty; in the
+    # bias's own batch / head extent (programs of a broadcast dim add into it atomically), so a
+    # [1, H, Sq, Sk] bias never gets a [B, H, Sq, Sk] buffer
+    db_bh = (bb, hb) if db_full else (B, H)
+    db = torch.zeros((*db_bh, Sq if db_full else 1, Sk), dtype=torch.float32, device=dev) \
         if want_db else pa
+    db_atomic = db_full and (bb, hb) != (B, H)
+    sdbb = hb * Sq * Sk if bb > 1 else 0  # element strides of dbias over batch / heads
+    sdbh = Sq * Sk if hb > 1 else 0
     splits = _n_splits(cdiv(Sq, 16 if interp else 128) * B * H, Sk, dev)
     align = 16 if interp else SPLIT_ALIGN
     split_len = cdiv(cdiv(Sk, splits), align) * align
@@ -400,10 +414,14 @@ def hj_attention_bwd(
         H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0),
         BLOCK_D=block_d, DB_ROW=db_row, KV_SAME=kv_same, **common, **fixed)
     kern = _kernel("dq", *shape_cfg)
+    if db_atomic and not interp:  # atomics are not idempotent: the autotuner's repeated runs
+        cfg = bwd_configs("dq", *shape_cfg)[0]  # would add into dbias several times
+        kern, fixed = _bwd_dq, dict(cfg.kwargs, num_warps=cfg.num_warps,
+                                    num_stages=cfg.num_stages)
     kern[lambda m: (cdiv(Sq, m["BLOCK_M"]), B * H, splits)](
         q, k, v, b4, g_out, pa, c, gh, dq, db, scale * LOG2E, scale, *strides, dq.stride(0),
-        H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0), split_len,
-        BLOCK_D=block_d, DB_FULL=db_full, **common, **fixed)
+        sdbb, sdbh, H, Sq, Sk, D, H // Hk, Sk - Sq, max(window, 0), split_len,
+        BLOCK_D=block_d, DB_FULL=db_full, DB_ATOMIC=db_atomic, **common, **fixed)
     dq_out = dq[0] if splits == 1 else dq.sum(0).to(q.dtype)
     dbias = None
     if want_db:

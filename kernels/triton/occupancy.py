@@ -109,7 +109,7 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
                       ROUND_P=v.dtype == "fp32" and v.dot_prec == "tf32" and v.kv_same)
     else:  # the backward (edge tiles masked inside, as the forward)
         extra = ({"DB_ROW": v.bias_row, "KV_SAME": v.kv_same} if v.kernel == "dkdv"
-                 else {"DB_FULL": False})
+                 else {"DB_FULL": False, "DB_ATOMIC": False})
         consts.update(cfg.kwargs, **common, **extra)
     return ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)
 

@@ -31,7 +31,7 @@ NAMES = ("dq", "dk", "dv", "dbias")
 
 def _bias(kind, B, H, Sq, Sk, gen):
     """None | full [B,H,Sq,Sk] | row [B,1,1,Sk] | sqsk [Sq,Sk] with −inf | bool [B,1,Sq,Sk] |
-    query [Sq,1] | head [1,H,1,1]."""
+    query [Sq,1] | head [1,H,1,1] | heads [1,H,Sq,Sk] | batch [B,1,Sq,Sk]."""
     if kind is None:
         return None
     if kind == "bool":
@@ -39,7 +39,7 @@ def _bias(kind, B, H, Sq, Sk, gen):
         keep[..., -1] = True
         return keep
     shape = {"full": (B, H, Sq, Sk), "row": (B, 1, 1, Sk), "sqsk": (Sq, Sk), "query": (Sq, 1),
-             "head": (1, H, 1, 1)}[kind]
+             "head": (1, H, 1, 1), "heads": (1, H, Sq, Sk), "batch": (B, 1, Sq, Sk)}[kind]
     b = torch.randn(*shape, generator=gen)
     if kind == "sqsk":
         b = b.masked_fill(torch.rand(*shape, generator=gen) < 0.3, -math.inf)
@@ -113,6 +113,34 @@ def test_bwd_kernel_matches_twin(B, H, Hk, Sq, Sk, D, causal, window, bias, nb):
     _close(got, want)
     if nb and b is not None and b.is_floating_point():
         assert got[3].shape == b.shape
+
+
+@pytest.mark.parametrize(("B", "causal", "bias"), [(2, True, "heads"), (3, False, "batch"),
+                                                   (2, False, "sqsk")])
+def test_bwd_broadcast_bias_grad_in_its_own_shape(monkeypatch, B, causal, bias):
+    """A float bias broadcast over batch and/or heads: dbias equals the twin's, and the dq
+    kernel adds into a buffer of the bias's own batch / head extent (atomically), never a
+    [B, H, Sq, Sk] one."""
+    import hjplug.kernels.triton.hj_attention_bwd as tri
+
+    seen = []
+    real = tri._bwd_dq
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*a, **kw):
+                seen.append((tuple(a[9].shape), kw["DB_ATOMIC"]))  # DB
+                return real[grid](*a, **kw)
+            return launch
+
+    monkeypatch.setattr(tri, "_bwd_dq", Spy())
+    H, Hk, Sq, Sk = 4, 2, 29, 37
+    q, k, v, b, kw = _inputs(B, H, Hk, Sq, Sk, 32, causal=causal, bias=bias, seed=B + Sq)
+    got, want = _grads(q, k, v, b, needs_bias=True, **kw)
+    _close(got, want)
+    assert got[3].shape == b.shape
+    b4 = b.reshape((1,) * (4 - b.dim()) + tuple(b.shape))
+    assert seen == [((b4.shape[0], b4.shape[1], Sq, Sk), True)]
 
 
 @pytest.mark.parametrize("terms", ["o", "l", "e"])
