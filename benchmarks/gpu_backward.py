@@ -92,12 +92,15 @@ def correctness():
         (2, 4, 4, sz(777, 37), sz(1037, 45), 128, False, False),
         (1, 4, 1, sz(512, 33), sz(512, 33), 64, False, True),
         (1, 2, 2, sz(64, 16), sz(3000, 300), 128, False, False),  # dq split over keys
+        (2, 4, 2, sz(300, 33), sz(300, 33), 64, True, "heads"),  # [1, H, Sq, Sk]: atomic dbias
     ]
     for B, H, Hk, Sq, Sk, D, causal, with_bias in cases:
         q = torch.randn(B, H, Sq, D, device=DEV).to(BF16)
         k = torch.randn(B, Hk, Sk, D, device=DEV).to(BF16)
         v = torch.randn(B, Hk, Sk, D, device=DEV).to(BF16)
-        bias = torch.randn(B, H, Sq, Sk, device=DEV) if with_bias else None
+        bias = None
+        if with_bias:
+            bias = torch.randn(1 if with_bias == "heads" else B, H, Sq, Sk, device=DEV)
         scale = D ** -0.5
         gs = [torch.randn(B, H, Sq, D, device=DEV), torch.randn(B, H, Sq, device=DEV),
               torch.randn(B, H, Sq, device=DEV)]
@@ -116,7 +119,7 @@ def correctness():
         want = _grads(ref32, ins, gs)
         got = _grads(ours, ins, gs)
         base = _grads(ref16, ins, gs)
-        nm = f"bwd B{B} H{H}/{Hk} Sq{Sq} Sk{Sk} D{D} c{int(causal)} bias{int(with_bias)}"
+        nm = f"bwd B{B} H{H}/{Hk} Sq{Sq} Sk{Sk} D{D} c{int(causal)} bias{with_bias or 0}"
         for name, a, w, t in zip(("q", "k", "v", "bias"), got, want, base, strict=False):
             check(f"{nm} d{name} (out+lse+H)", rel(a, w), rel(t, w), 1e-3)
         if not with_bias and not DRY:  # out-only gradient against SDPA flash's own error
