@@ -179,7 +179,8 @@ def convert(
     open_blocks = tuple(m.spec for m in rec.matches if not m.rewrites)
     order = tuple(m.spec.path for m in rec.matches)
     out = HJModule(gm, source_class=type(model).__name__, injected=captured.injected,
-                   open_blocks=open_blocks, order=order)
+                   open_blocks=open_blocks, order=order, dynamic=dynamic,
+                   capture_notes=captured.notes)
     return out
 
 

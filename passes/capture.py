@@ -148,6 +148,26 @@ def dynamic_shapes_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[A
     return (tuple(spec("", a) for a in args), {k: spec(k, v) for k, v in kwargs.items()})
 
 
+def _specialised(ep: Any) -> tuple[str, ...]:
+    """A note naming the batch / sequence dims that dynamic_shapes_for asked Dim.AUTO for but
+    torch.export fixed (the model specialises them, e.g. a loop unrolled over time steps)."""
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
+    fixed = []
+    user = set(ep.graph_signature.user_inputs)
+    for node in ep.graph.nodes:
+        val = node.meta.get("val") if node.op == "placeholder" and node.name in user else None
+        if not isinstance(val, torch.Tensor) or val.dim() == 0:
+            continue
+        dims = (0,) if val.dim() >= 4 or node.name == "pixel_values" else range(min(val.dim(), 2))
+        fixed += [f"{node.name!r} dim {d} = {val.shape[d]}" for d in dims
+                  if is_concrete_int(val.shape[d])]  # a SymInt that export specialised too
+    if not fixed:
+        return ()
+    return (f"dynamic=True, but torch.export specialised {', '.join(fixed)} (the model fixes "
+            "these sizes): inputs must keep them",)
+
+
 def capture(
     model: nn.Module, example_inputs: Any = None, *, method: str = "auto", check: bool = True,
     dynamic: bool = False,
@@ -199,6 +219,8 @@ def capture(
                     with _quiet_torch_logs():
                         ep = torch.export.export(model, args, call_kwargs, strict=False)
                 gm = ep.module()
+                if dynamic and not notes:
+                    notes = _specialised(ep)
                 return Captured(gm, "torch.export", cls, args, kwargs, injected,
                                 time.perf_counter() - t0, (*notes, *mode_note))
             except Exception as exc:

@@ -24,7 +24,7 @@ from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats
 from hjplug.modules.attention_stats import explicit_stats
 from hjplug.modules.base import tropical_softmax
 
-__all__ = ["attach_fx", "attention_steps", "is_fx", "lse_steps"]
+__all__ = ["attach_fx", "attention_steps", "is_fx", "lse_steps", "recurrent_steps"]
 
 
 def is_fx(model: object) -> bool:
@@ -50,6 +50,38 @@ def lse_steps(model: Any) -> list[tuple[str, Any]]:
     from hjplug.modules import HJLSEStep
 
     return _ordered(model, HJLSEStep)
+
+
+def recurrent_steps(model: Any) -> list[tuple[str, Any]]:
+    """(path, HJRecurrentStep) in graph order: index i ↦ "gates.{i}"."""
+    from hjplug.modules import HJRecurrentStep
+
+    return _ordered(model, HJRecurrentStep)
+
+
+def _gate_hook(rec: Recorder, i: int, path: str) -> Callable[..., None]:
+    """Forward hook of a recurrent step: the σ gates of a fused one-layer LSTM / GRU call as
+    2-atom Gibbs weights of {z/ε, 0} (z recomputed from the call's inputs and weights); other
+    layouts (and ε = 0) only noted."""
+    from hjplug.instrument._readouts import _note_not_instrumented, fused_gate_preacts, gate_stats
+
+    def hook(step: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        eps = float(step.epsilon)
+        if kwargs.get("gate") is not None or eps <= 0:
+            _note_not_instrumented(rec, i, path, "hand-written cell" if eps > 0 else
+                                   "hard gates at ε = 0")
+            return
+        with torch.no_grad():
+            pre = fused_gate_preacts(str(step.spec.notes), args, output)
+            if pre is None:
+                _note_not_instrumented(rec, i, path)
+                return
+            for gate, z in pre.items():
+                vals = gate_stats(z.detach() / eps)
+                vals["epsilon"] = torch.full((1,), eps)
+                vals["value"] = eps * vals["lse"]
+                rec.put(f"gates.{i}.{gate}", path, "gate", vals)
+    return hook
 
 
 def _eps_vector(step: Any, H: int, like: Tensor, identified: bool = False) -> Tensor:
@@ -191,3 +223,6 @@ def attach_fx(model: nn.Module, rec: Recorder, stack: ExitStack, readouts: bool)
     if readouts:
         for j, (path, step) in enumerate(lse_steps(model)):
             stack.callback(step.observe("logits", _lse_cb(rec, f"readout.lse{j}", path)).remove)
+        for j, (path, step) in enumerate(recurrent_steps(model)):
+            hook = step.register_forward_hook(_gate_hook(rec, j, path), with_kwargs=True)
+            stack.callback(hook.remove)

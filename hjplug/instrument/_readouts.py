@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from hjplug.instrument.recorder import Recorder
 from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats
 
-__all__ = ["attach_readouts", "find_gates", "find_readouts", "gate_stats", "readout_stats"]
+__all__ = ["attach_readouts", "find_gates", "find_readouts", "fused_gate_preacts", "gate_stats",
+           "readout_stats"]
 
 _MOE = re.compile(r"moe|sparse|expert|router", re.IGNORECASE)
 GATES = {"LSTM": ("input", "forget", None, "output"), "GRU": ("reset", "update", None)}
@@ -123,14 +124,47 @@ def _gate_preacts(mod: nn.Module, args: tuple[Any, ...], output: Any) -> dict[st
         seq_x, seq_h = x, torch.cat([h0, out[:, :-1]], dim=1)  # h_{t−1}
         w_ih, w_hh = mod.weight_ih_l0, mod.weight_hh_l0
         b_ih, b_hh = getattr(mod, "bias_ih_l0", None), getattr(mod, "bias_hh_l0", None)
-    gi = F.linear(seq_x, w_ih, b_ih)  # [B, T, G·U]
-    gh = F.linear(seq_h, w_hh, b_hh)
-    names = GATES[kind]
-    gis, ghs = gi.chunk(len(names), -1), gh.chunk(len(names), -1)
-    res = {n: a + b for n, a, b in zip(names, gis, ghs, strict=True) if n is not None}
+    res = _preacts(kind, seq_x, seq_h, (w_ih, w_hh, b_ih, b_hh))
     if isinstance(mod, nn.LSTMCell | nn.GRUCell):
         res = {n: t.squeeze(-2) for n, t in res.items()}
     return res
+
+
+def _preacts(kind: str, seq_x: Tensor, seq_h: Tensor, w: tuple[Any, ...]) -> dict[str, Tensor]:
+    """σ-gate pre-activations W_ih x_t + b_ih + W_hh h_{t−1} + b_hh per gate, [B, T, U] each.
+    w: (W_ih, W_hh, b_ih or None, b_hh or None)."""
+    gi = F.linear(seq_x, w[0], w[2])  # [B, T, G·U]
+    gh = F.linear(seq_h, w[1], w[3])
+    names = GATES[kind]
+    gis, ghs = gi.chunk(len(names), -1), gh.chunk(len(names), -1)
+    return {n: a + b for n, a, b in zip(names, gis, ghs, strict=True) if n is not None}
+
+
+def fused_gate_preacts(op: str, args: tuple[Any, ...], output: Any) -> dict[str, Tensor] | None:
+    """Gate pre-activations [B, T, U] of a fused aten.lstm / aten.gru call (an FX recurrent
+    step's arguments: input, hx, params, has_biases, layers, dropout, train, bidirectional,
+    batch_first), or None for a layout not instrumented (multi-layer, bidirectional, projected,
+    another op)."""
+    kind = {"lstm": "LSTM", "gru": "GRU"}.get(op)
+    if kind is None or len(args) < 9 or not isinstance(output, tuple | list):
+        return None
+    x, hx, params, has_biases, layers, _drop, _train, bidir, batch_first = args[:9]
+    if int(layers) != 1 or bidir or len(params) != (4 if has_biases else 2):
+        return None
+    out = output[0]
+    if not batch_first:
+        x, out = x.transpose(0, 1), out.transpose(0, 1)  # [B, T, ·]
+    h0 = hx[0] if isinstance(hx, list | tuple) else hx  # [1, B, U]
+    seq_h = torch.cat([h0[0].unsqueeze(1), out[:, :-1]], dim=1)  # h_{t−1}
+    w = (*params, None, None) if not has_biases else tuple(params)
+    return _preacts(kind, x, seq_h, w)
+
+
+def _note_not_instrumented(rec: Recorder, i: int, path: str, why: str = "packed, multi-layer, "
+                           "bidirectional or projected recurrent block") -> None:
+    note = f"gates.{i} ({path}): layout not instrumented ({why})"
+    if note not in rec.notes:
+        rec.notes.append(note)
 
 
 def attach_readouts(model: nn.Module, rec: Recorder, stack: ExitStack) -> None:
@@ -156,10 +190,7 @@ def _gate_hook(rec: Recorder, i: int, path: str) -> Callable[..., None]:
         with torch.no_grad():
             pre = _gate_preacts(m, args, output)
         if pre is None:
-            note = f"gates.{i} ({path}): layout not instrumented (packed, multi-layer, " \
-                   "bidirectional or projected recurrent block)"
-            if note not in rec.notes:
-                rec.notes.append(note)
+            _note_not_instrumented(rec, i, path)
             return
         for gate, z in pre.items():
             rec.put(f"gates.{i}.{gate}", path, "gate", gate_stats(z.detach()))

@@ -471,6 +471,23 @@ def _unnormalised(pv: fx.Node) -> NoMatch | None:
     return None
 
 
+def _opaque_leaf(ctx: RuleContext, node: fx.Node) -> NoMatch | None:
+    """A near-miss for a call_module leaf (symbolic_trace keeps torch.nn modules whole) that
+    holds nn.MultiheadAttention blocks: their ops are not in the graph, so no rule sees them."""
+    try:
+        mod = ctx.graph_module.get_submodule(str(node.target))
+    except AttributeError:
+        return None
+    n = sum(isinstance(m, torch.nn.MultiheadAttention) for m in mod.modules())
+    if not n:
+        return None
+    return NoMatch(NAME, node.name, str(node.target),
+                   f"{n} nn.MultiheadAttention block(s) inside the opaque call of "
+                   f"{type(mod).__name__} (captured by symbolic_trace, which keeps torch.nn "
+                   "modules whole): not read; make torch.export succeed (see the capture note; "
+                   "for nn.Transformer* with a causal mask pass is_causal=True)", sticky=True)
+
+
 class AttentionRule:
     name = NAME
 
@@ -480,7 +497,11 @@ class AttentionRule:
             name = op_name(node)
             if node in ctx.claimed:
                 continue
-            if name == "scaled_dot_product_attention":
+            if node.op == "call_module":
+                miss = _opaque_leaf(ctx, node)
+                if miss is not None:
+                    out.append(miss)
+            elif name == "scaled_dot_product_attention":
                 out.append(_sdpa(ctx, node))
             elif name in _SOFTMAX:
                 out.append(_eager(ctx, node))
