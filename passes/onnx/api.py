@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,13 +12,20 @@ import onnx
 
 from hjplug._version import __version__
 from hjplug.passes.onnx.graph import GraphIndex
-from hjplug.passes.onnx.io import OnnxFileError, check_destination, load, save_atomic
+from hjplug.passes.onnx.io import (
+    OnnxFileError,
+    check_data_destination,
+    check_destination,
+    check_not_input,
+    load,
+    save_atomic,
+)
 from hjplug.passes.onnx.records import OnnxRecognition, OnnxRule
 from hjplug.passes.onnx.runner import recognize
 from hjplug.passes.onnx.wrap import wrap
 from hjplug.report import InspectReport
 
-__all__ = ["analyse", "inspect_onnx", "rewrite"]
+__all__ = ["analyse", "inline_foreign", "inspect_onnx", "rewrite"]
 
 
 def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -26,6 +34,32 @@ def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception:  # shapes are a help, not a requirement
         return model
+
+
+def inline_foreign(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """`model` with another exporter's model-local functions inlined (e.g. the TorchScript
+    exporter's `export_modules_as_functions`), so the rules see the ops inside them; `hjplug`
+    functions stay calls (the `hjplug_call` rule reads them back). Returns the model (itself
+    when there is nothing to inline) and a note for the report."""
+    import onnx.inliner
+
+    from hjplug.passes.onnx.wrap import DOMAIN
+
+    foreign = sorted({(f.domain, f.name) for f in model.functions if f.domain != DOMAIN})
+    if not foreign:
+        return model, []
+    n_calls = Counter((n.domain, n.op_type) for n in model.graph.node)
+    names = ", ".join(f"{d}.{n} ({n_calls[(d, n)]} call{'' if n_calls[(d, n)] == 1 else 's'})"
+                      for d, n in foreign)
+    own = sorted({(f.domain, f.name) for f in model.functions if f.domain == DOMAIN})
+    try:
+        out = onnx.inliner.inline_selected_functions(model, own, exclude=True)
+    except Exception as err:  # the blocks inside stay unscanned: say so, never silently
+        return model, [f"model-local functions {names} could not be inlined ({err}); the ops "
+                       "inside them are not scanned: inline them (onnx.inliner."
+                       "inline_local_functions) or re-export without functions"]
+    return out, [f"inlined model-local functions {names} so that the ops inside them are "
+                 "scanned"]
 
 
 def analyse(model: onnx.ModelProto,
@@ -58,9 +92,10 @@ def inspect_onnx(path: str | os.PathLike,
     its `hjplug` calls are read back from their metadata). Nothing is written."""
     t0 = time.perf_counter()
     loaded = load(path)
-    index, rec = analyse(loaded.model, rules)
+    model, inlined = inline_foreign(loaded.model)
+    index, rec = analyse(model, rules)
     return _report(loaded.path, "onnx", rec, time.perf_counter() - t0,
-                   _notes(index, loaded.opset))
+                   [*_notes(index, loaded.opset), *inlined])
 
 
 def rewrite(src: str | os.PathLike, dst: str | os.PathLike,
@@ -69,13 +104,19 @@ def rewrite(src: str | os.PathLike, dst: str | os.PathLike,
     model-local function in the `hjplug` domain (body = the original ops, so ONNX Runtime runs
     it unchanged) carrying `hjplug.*` metadata; the model carries the hjplug version and this
     report as JSON. With `check`, `onnx.checker` (full check) must pass before anything is
-    written; `dst` is written atomically (temporary file + rename). Returns the report."""
+    written; `dst` is written atomically (temporary file + rename). `dst` must not be `src`
+    (the input and its external data are never modified), and an existing '<dst>.data' is
+    replaced only when it is the previous `dst`'s own. Returns the report."""
     t0 = time.perf_counter()
-    out_path = check_destination(dst)
+    out_path = check_destination(dst, src)
     loaded = load(src)
-    index, rec = analyse(loaded.model, rules)
-    done = wrap(loaded.model, index, rec.matches)
-    notes = _notes(index, loaded.opset)
+    check_not_input(out_path, loaded.path, loaded.data_files)
+    if loaded.external:
+        check_data_destination(out_path, loaded.data_files)
+    model, inlined = inline_foreign(loaded.model)
+    index, rec = analyse(model, rules)
+    done = wrap(model, index, rec.matches)
+    notes = [*_notes(index, loaded.opset), *inlined]
     notes.append("functions: " + (", ".join(f"hjplug.{k} ({v} bod{'y' if v == 1 else 'ies'})"
                                             for k, v in done.functions.items()) or "none"))
     notes.append(f"written to {out_path}")

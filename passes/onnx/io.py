@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ from onnx import external_data_helper as ext
 from hjplug.errors import HJPlugError
 from hjplug.file_mode import match_plain_write
 
-__all__ = ["MIN_OPSET", "Loaded", "OnnxFileError", "check_destination", "load", "save_atomic"]
+__all__ = ["MIN_OPSET", "Loaded", "OnnxFileError", "check_data_destination", "check_destination",
+           "check_not_input", "load", "save_atomic"]
 
 MIN_OPSET = 7  # the oldest default-domain opset ONNX Runtime runs
 _PROTO_LIMIT = 2**31 - 1  # protobuf's 2 GiB limit: larger models need external data
@@ -31,6 +33,7 @@ class Loaded:
     path: Path
     external: bool  # the file kept (some) tensors in external data files
     opset: int
+    data_files: tuple[Path, ...] = ()  # those external data files
 
 
 def _external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
@@ -69,7 +72,8 @@ def load(path: str | os.PathLike) -> Loaded:
             f"{p}: external data file(s) {files} not found in {p.parent} (needed by "
             f"{len(missing)} tensor(s): {names}). Expected them next to the model, as written "
             "by the exporter: copy them there, or re-export with the weights inside the file.")
-    external = bool(_external_tensors(model))
+    data_files = tuple(sorted({p.parent / _location(t) for t in _external_tensors(model)}))
+    external = bool(data_files)
     if external:
         try:
             ext.load_external_data_for_model(model, str(p.parent))
@@ -91,17 +95,54 @@ def load(path: str | os.PathLike) -> Loaded:
         else:
             onnx.checker.check_model(str(p))
     except Exception as err:
-        raise OnnxFileError(f"{p}: not a valid ONNX model (onnx.checker: {err}). The file may "
+        unknown = _unknown_op(model, str(err))
+        if unknown:
+            raise OnnxFileError(f"{p}: {unknown}") from err
+        why = " ".join(str(err).split())  # one line
+        raise OnnxFileError(f"{p}: not a valid ONNX model (onnx.checker: {why}). The file may "
                             "be truncated or written by a faulty exporter: re-export it.") from err
-    return Loaded(model, p, external, opset or 0)
+    return Loaded(model, p, external, opset or 0, data_files)
+
+
+def _unknown_op(model: onnx.ModelProto, checker_error: str) -> str | None:
+    """The explanation of onnx.checker's "No Op registered for X with domain_version of N", or
+    None for any other error."""
+    found = re.search(r"No Op registered for (\S+) with domain_version of (\d+)", checker_error)
+    if not found:
+        return None
+    op, version = found.group(1), found.group(2)
+    nodes = [(i, n) for i, n in enumerate(model.graph.node) if n.op_type == op]
+    where = ", ".join(f"'{n.name}' (node {i})" if n.name else f"node {i}" for i, n in nodes[:3])
+    domain = (nodes[0][1].domain if nodes else "") or "the default ONNX domain"
+    return (f"op {op} (used by {where or 'a node'}) is not defined by {domain} at the "
+            f"model's opset {version}; expected only ops of that opset (or of a custom "
+            "domain the model imports). Convert the model to an opset that has it "
+            "(onnx.version_converter.convert_version), or re-export it with a newer opset.")
 
 
 def _location(t: onnx.TensorProto) -> str:
     return next((e.value for e in t.external_data if e.key == "location"), "")
 
 
-def check_destination(dst: str | os.PathLike) -> Path:
-    """The output path, checked before any work: its directory exists and is writable."""
+def _same(a: Path, b: Path) -> bool:
+    """`a` and `b` name one file (same resolved path, or links to one inode)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _suggestion(src: Path) -> Path:
+    name = src.name.removesuffix(".onnx")
+    return src.with_name(f"{name}.hj.onnx")
+
+
+def check_destination(dst: str | os.PathLike, src: str | os.PathLike | None = None) -> Path:
+    """The output path, checked before any work: its directory exists and a file can be created
+    in it (a real probe: os.access says yes to root even on read-only /sys), and it is not the
+    input `src` (the input is never modified)."""
     d = Path(dst)
     if d.is_dir():
         raise OnnxFileError(f"{d}: is a directory; expected the path of the .onnx file to "
@@ -114,10 +155,55 @@ def check_destination(dst: str | os.PathLike) -> Path:
         raise OnnxFileError(f"{d}: the output directory {parent} does not exist; expected an "
                             "existing directory. Create it first (mkdir -p) or choose another "
                             "path.")
-    if not os.access(parent, os.W_OK):
-        raise OnnxFileError(f"{d}: the output directory {parent} is not writable; choose "
-                            "another path.")
+    if src is not None:
+        check_not_input(d, Path(src), (Path(src),))
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{d.name}.", suffix=".probe")
+    except OSError as err:
+        raise OnnxFileError(f"{d}: the output directory {parent} is not writable (creating a "
+                            f"file there failed: {err.strerror or err}); choose another "
+                            "path.") from err
+    os.close(fd)
+    os.unlink(probe)
     return d
+
+
+def check_not_input(dst: Path, src: Path, inputs: tuple[Path, ...]) -> None:
+    """Refuse an output path that is one of `inputs` (the model `src` or its external data
+    files): hjplug never modifies its input."""
+    for p in inputs:
+        if dst.exists() and p.exists() and _same(dst, p):
+            what = "the input model" if p == src else f"the external data file of {src}"
+            raise OnnxFileError(f"{dst}: is {what} ({p}); hjplug never modifies its input. "
+                                f"Write the result elsewhere, e.g. {_suggestion(src)}.")
+
+
+def _data_locations(model_path: Path) -> set[str]:
+    """The external data locations the .onnx file at `model_path` refers to (none if unreadable)."""
+    try:
+        m = onnx.load_model(str(model_path), load_external_data=False)
+    except Exception:  # not a model (or unreadable): it owns no data file
+        return set()
+    return {os.path.normpath(_location(t)) for t in _external_tensors(m)}
+
+
+def check_data_destination(dst: str | os.PathLike, protect: tuple[Path, ...] = ()) -> Path:
+    """'<dst>.data', where external data of `dst` would go, checked before it is written: it must
+    not be one of `protect` (the input's data files) nor another model's data file (an existing
+    one is replaced only when the existing `dst` itself refers to it)."""
+    d = Path(dst)
+    data = d.with_name(f"{d.name}.data")
+    if not data.exists():
+        return data
+    if any(p.exists() and _same(data, p) for p in protect):
+        raise OnnxFileError(f"{d}: its external data would go to {data}, the input model's own "
+                            "data file; hjplug never modifies its input. Choose another output "
+                            "name (the data file is '<output name>.data').")
+    if not d.exists() or data.name not in _data_locations(d):
+        raise OnnxFileError(f"{d}: its external data would go to {data}, which exists and is "
+                            f"not {d.name}'s own (it may belong to another model); nothing was "
+                            "written. Move or remove that file, or choose another output name.")
+    return data
 
 
 def save_atomic(model: onnx.ModelProto, dst: str | os.PathLike, *,
@@ -134,6 +220,7 @@ def save_atomic(model: onnx.ModelProto, dst: str | os.PathLike, *,
         if external is None:
             external = model.ByteSize() >= _PROTO_LIMIT
         if external:
+            check_data_destination(d)
             model = _copy(model)
             fd, data_tmp = tempfile.mkstemp(dir=parent, prefix=f".{d.name}.", suffix=".data.tmp")
             os.close(fd)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -52,9 +50,16 @@ def test_output_path_is_a_directory(tmp_path, no_export) -> None:
 def test_unwritable_directory(tmp_path, no_export, monkeypatch) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
-    real = os.access  # root writes anywhere: the permission check is what is under test
-    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro)
-                        else real(p, mode))
+    import hjplug.passes.onnx.io as io
+
+    real = io.tempfile.mkstemp  # root writes anywhere: creating the probe file must fail
+
+    def mkstemp(*a, **k):
+        if str(k.get("dir")) == str(ro):
+            raise PermissionError(13, "Permission denied")
+        return real(*a, **k)
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", mkstemp)
     with pytest.raises(OnnxFileError, match="not writable"):
         export_onnx(Lin(), ro / "m.onnx", (torch.randn(2, 4),))
     assert list(ro.iterdir()) == []
