@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hjplug.errors import HJPlugError
+from hjplug.file_mode import writable_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from hjplug.api import Loaded
@@ -89,9 +90,11 @@ def check_output(path: str | os.PathLike[str], model: str | None, option: str,
     if not parent.is_dir():
         raise OutputPathError(f"{out}: the directory {parent} does not exist; create it "
                               f"(mkdir -p) or choose another {option} path.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{out}: the directory {parent} is not writable; choose another "
-                              f"{option} path.")
+    # a real probe (a file created and deleted): os.access says yes to root even on /sys
+    if (err := writable_error(parent, out.name)) is not None:
+        raise OutputPathError(
+            f"{out}: the directory {parent} is not writable (creating a file there failed: "
+            f"{err.strerror or err}); choose another {option} path.") from err
     return out
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hjplug.integrations.onnxruntime.records import ExportError as ExportError
     from hjplug.integrations.onnxruntime.records import ExportResult as ExportResult
     from hjplug.integrations.onnxruntime.records import OrtParity as OrtParity
+    from hjplug.integrations.onnxruntime.records import OrtRunError as OrtRunError
     from hjplug.integrations.onnxruntime.records import StatOutput as StatOutput
     from hjplug.integrations.onnxruntime.sessions import providers as providers
     from hjplug.integrations.onnxruntime.sessions import session as session
@@ -31,6 +32,7 @@ _LAZY: dict[str, str] = {
     "ExportError": _P + "records",
     "ExportResult": _P + "records",
     "OrtParity": _P + "records",
+    "OrtRunError": _P + "records",
     "StatOutput": _P + "records",
     "providers": _P + "sessions",
     "session": _P + "sessions",

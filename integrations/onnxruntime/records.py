@@ -15,12 +15,17 @@ from hjplug.errors import HJPlugError
 if TYPE_CHECKING:  # pragma: no cover
     from hjplug.report import InspectReport
 
-__all__ = ["ExportError", "ExportResult", "OrtParity", "StatOutput"]
+__all__ = ["ExportError", "ExportResult", "OrtParity", "OrtRunError", "StatOutput"]
 
 
 class ExportError(HJPlugError, RuntimeError):
     """A model hjplug could not export to ONNX: names the model class, the failing op (when the
     exporter says) and what to try."""
+
+
+class OrtRunError(HJPlugError, RuntimeError):
+    """ONNX Runtime could not load or run an exported file: names the file, the failing node
+    (when ONNX Runtime says), ONNX Runtime's own message and what to try."""
 
 
 @dataclass(frozen=True)

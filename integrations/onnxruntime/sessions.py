@@ -38,11 +38,16 @@ def session(path: str | os.PathLike[str], *, provider: Sequence[str] | None = No
 
 def run(sess: Any, feeds: Mapping[str, Any], names: Sequence[str] | None = None
         ) -> dict[str, np.ndarray]:
-    """Run `sess` on `feeds` (tensors or arrays; inputs the graph lacks are dropped)."""
+    """Run `sess` on `feeds` (tensors or arrays; inputs the graph lacks are dropped). A failure
+    raises (ORT's message is in the exception); ORT's own log line of it is kept off stderr."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
     wanted = {i.name for i in sess.get_inputs()}
     arrays = {k: _numpy(v) for k, v in feeds.items() if k in wanted}
     out_names = list(names) if names is not None else [o.name for o in sess.get_outputs()]
-    return dict(zip(out_names, sess.run(out_names, arrays), strict=True))
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # fatal only: the exception says what failed
+    return dict(zip(out_names, sess.run(out_names, arrays, quiet), strict=True))
 
 
 def _numpy(value: Any) -> np.ndarray:

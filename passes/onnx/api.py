@@ -17,6 +17,7 @@ from hjplug.passes.onnx.io import (
     check_data_destination,
     check_destination,
     check_not_input,
+    check_runnable_opset,
     load,
     save_atomic,
 )
@@ -111,6 +112,7 @@ def rewrite(src: str | os.PathLike, dst: str | os.PathLike,
     out_path = check_destination(dst, src)
     loaded = load(src)
     check_not_input(out_path, loaded.path, loaded.data_files)
+    check_runnable_opset(loaded)
     if loaded.external:
         check_data_destination(out_path, loaded.data_files)
     model, inlined = inline_foreign(loaded.model)

@@ -53,6 +53,7 @@ class GraphIndex:
             self.types[t.name] = onnx.helper.make_tensor_type_proto(t.data_type, list(t.dims))
         self.opsets = {o.domain or "": o.version for o in model.opset_import}
         self._folded: dict[str, np.ndarray | None] = {}
+        self._symbolic: dict[str, tuple[int | str | None, ...]] | None = None
 
     # ---- naming and provenance -------------------------------------------------------------
     def name(self, i: int) -> str:
@@ -208,6 +209,57 @@ class GraphIndex:
         return [d if isinstance(d, int) else (e if e is not None else d)
                 for d, e in zip(dims, derived, strict=True)]
 
+    def keeps_last_axis(self, i: int) -> bool:
+        """Is Reshape node i proven to keep its input's last axis as its own last axis (so a
+        softmax over it still runs over the same keys)? Evidence, soundest first: the folded
+        target's last entry (a number, 0 at the same position, or the very dim of a Shape) is
+        the input's last dim; or the input's and output's last dims agree, by the graph's
+        inferred shapes or else by symbolic shape inference from the graph inputs' dims
+        (onnxruntime's, which carries `4*batch` through Shape / Concat / Reshape arithmetic,
+        where the exporter's own value_info names the same dim `((s53**2)//s53)`)."""
+        n = self.nodes[i]
+        if n.op_type != "Reshape" or len(n.input) < 2:
+            return False
+        src, out = n.input[0], n.output[0]
+        shape_in = self._shape_of(src, 8)
+        target = self.fold(n.input[1])
+        if shape_in and target is not None and target.ndim == 1 and target.size:
+            last = target[-1]
+            if isinstance(last, int | np.integer) and last == 0:  # copies dim size−1 of the
+                return not self.attr(i, "allowzero", 0) and target.size == len(shape_in)  # input
+            if _same_dim(last, shape_in[-1]):
+                return True
+        if _same_dim((self.shape(out) or (None,))[-1], (self.shape(src) or (None,))[-1]):
+            return True
+        a, b = self.symbolic_shapes().get(src), self.symbolic_shapes().get(out)
+        return a is not None and b is not None and len(a) > 0 and len(b) > 0 \
+            and _same_dim(a[-1], b[-1])
+
+    def symbolic_shapes(self) -> dict[str, tuple[int | str | None, ...]]:
+        """Shapes by onnxruntime's symbolic shape inference, run once from the graph inputs
+        (the exporter's value_info dropped, so every dim is an expression in the inputs' dim
+        names); {} when it is unavailable or fails."""
+        if self._symbolic is None:
+            self._symbolic = {}
+            try:
+                from onnxruntime.tools.symbolic_shape_infer import (  # type: ignore[import-untyped]
+                    SymbolicShapeInference,
+                )
+
+                bare = onnx.ModelProto()
+                bare.CopyFrom(self.model)
+                del bare.graph.value_info[:]
+                done = SymbolicShapeInference.infer_shapes(bare, auto_merge=False)
+            except Exception:  # shapes are evidence when available, never a requirement
+                return self._symbolic
+            for v in (*done.graph.value_info, *done.graph.output):
+                t = v.type.tensor_type
+                if v.type.HasField("tensor_type") and t.HasField("shape"):
+                    self._symbolic[v.name] = tuple(
+                        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                        for d in t.shape.dim)
+        return self._symbolic
+
     def is_constant(self, value: str) -> bool:
         if value in self.initializers and value not in self.graph_inputs:
             return True
@@ -288,6 +340,13 @@ class GraphIndex:
         if p is not None:
             return p < i and p in self.upstream(i, stop=p)
         return any(on in self.reads[j] for j in {i} | self.upstream(i))
+
+
+def _same_dim(a: object, b: object) -> bool:
+    """Two dims known to be equal: the same positive number, or the same symbolic name."""
+    if isinstance(a, int | np.integer) and isinstance(b, int | np.integer):
+        return int(a) == int(b) > 0
+    return isinstance(a, str) and a == b
 
 
 def _known(a: np.ndarray) -> np.ndarray | None:

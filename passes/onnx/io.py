@@ -12,12 +12,13 @@ import onnx
 from onnx import external_data_helper as ext
 
 from hjplug.errors import HJPlugError
-from hjplug.file_mode import match_plain_write
+from hjplug.file_mode import match_plain_write, writable_error
 
 __all__ = ["MIN_OPSET", "Loaded", "OnnxFileError", "check_data_destination", "check_destination",
-           "check_not_input", "load", "save_atomic"]
+           "check_not_input", "check_runnable_opset", "load", "save_atomic"]
 
 MIN_OPSET = 7  # the oldest default-domain opset ONNX Runtime runs
+_ORT_FLOOR_OPSET = 21  # every onnxruntime hjplug supports (≥ 1.20) runs opsets up to this
 _PROTO_LIMIT = 2**31 - 1  # protobuf's 2 GiB limit: larger models need external data
 
 
@@ -84,6 +85,14 @@ def load(path: str | os.PathLike) -> Loaded:
     if opset is None and any((n.domain or "") in ("", "ai.onnx") for n in model.graph.node):
         raise OnnxFileError(f"{p}: uses standard ONNX ops but imports no default-domain opset; "
                             "the model is malformed: re-export it.")
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and opset > newest:
+        raise OnnxFileError(
+            f"{p}: default-domain opset {opset} is newer than any the installed onnx "
+            f"{onnx.__version__} defines (≤ {newest}), so neither onnx.checker nor ONNX Runtime "
+            f"can read its ops; expected opset {MIN_OPSET}…{newest}. Re-export the model with "
+            "an opset in that range (or convert it: onnx.version_converter.convert_version), "
+            "or upgrade onnx / onnxruntime if the opset is real.")
     if opset is not None and opset < MIN_OPSET:
         raise OnnxFileError(
             f"{p}: default-domain opset {opset} is too old; expected opset ≥ {MIN_OPSET} (the "
@@ -102,6 +111,37 @@ def load(path: str | os.PathLike) -> Loaded:
         raise OnnxFileError(f"{p}: not a valid ONNX model (onnx.checker: {why}). The file may "
                             "be truncated or written by a faulty exporter: re-export it.") from err
     return Loaded(model, p, external, opset or 0, data_files)
+
+
+def check_runnable_opset(loaded: Loaded) -> None:
+    """Refuse (before anything is written) a model whose default-domain opset the installed
+    ONNX Runtime cannot load, naming the newest opset it runs. Probed with a one-node model at
+    that opset (a few ms; only above opset 21, which every supported onnxruntime runs)."""
+    if loaded.opset <= _ORT_FLOOR_OPSET:
+        return
+    try:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+    except ImportError:  # nothing to run it with here: nothing to check
+        return
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    probe = onnx.helper.make_model(
+        onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "probe",
+                               [x], [y]),
+        opset_imports=[onnx.helper.make_opsetid("", loaded.opset)], ir_version=8)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    try:
+        ort.InferenceSession(probe.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's own exception classes
+        found = re.search(r"support for domain ai\.onnx is till opset (\d+)", str(err))
+        newest = f"≤ {found.group(1)}" if found else "older ones"
+        raise OnnxFileError(
+            f"{loaded.path}: default-domain opset {loaded.opset} is not supported by the "
+            f"installed onnxruntime {ort.__version__} (it runs opsets {newest}): it could not "
+            "run the rewritten file, so nothing was written. Convert the model to a supported "
+            "opset (onnx.version_converter.convert_version) or upgrade onnxruntime.") from None
 
 
 def _unknown_op(model: onnx.ModelProto, checker_error: str) -> str | None:
@@ -157,14 +197,10 @@ def check_destination(dst: str | os.PathLike, src: str | os.PathLike | None = No
                             "path.")
     if src is not None:
         check_not_input(d, Path(src), (Path(src),))
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{d.name}.", suffix=".probe")
-    except OSError as err:
+    if (err := writable_error(parent, d.name)) is not None:
         raise OnnxFileError(f"{d}: the output directory {parent} is not writable (creating a "
                             f"file there failed: {err.strerror or err}); choose another "
                             "path.") from err
-    os.close(fd)
-    os.unlink(probe)
     return d
 
 

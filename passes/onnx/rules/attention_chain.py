@@ -6,7 +6,10 @@ Div or Mul by a constant scale, mask Add (or Where) before or after the scale, t
 and/or k before the MatMul (√s on each, as exported SDPA does), Kᵀ by a Transpose anywhere or
 pre-transposed; Cast / Dropout / the NaN guard Where(IsNaN(π), 0, π) between the softmax and
 the value MatMul; Einsum in place of either MatMul. A constant scale with one value per head
-(shape (…, H, 1, 1)) gives one ε per head. Exact (paper-notes §4).
+(shape (…, H, 1, 1)) gives one ε per head. A Reshape on either side of the softmax (Bloom's
+(b·h, q, k) ↔ (b, h, q, k) views around its ALiBi baddbmm) is read through only when it is
+proven to keep the key axis last (`GraphIndex.keeps_last_axis`); else the block is a near-miss
+that says so. Exact (paper-notes §4).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ _PASS = {"Cast", "Identity"}
 _POST = {"Cast", "Identity", "Dropout"}
 _CHAIN = {"Add", "Mul", "Div", "Where", "Cast", "Identity"}
 _CONTRACT = {"MatMul", "Einsum"}
+_UNPROVEN = "not proven to keep the key axis last"
 
 
 def spec(path: str, eps: float | tuple[float, ...] | None, params: dict, evidence: tuple[str, ...],
@@ -42,6 +46,9 @@ def _reaches_qk(g: GraphIndex, value: str, depth: int = 8) -> bool:
     while n is not None and depth > 0:
         if n.op_type in _CONTRACT:
             return len(n.input) == 2 and not any(g.is_constant(x) for x in n.input)
+        if n.op_type == "Reshape":
+            value, n, depth = n.input[0], g.node_of(n.input[0]), depth - 1
+            continue
         if n.op_type not in _CHAIN:
             return False
         nxt = [x for x in (n.input[1:] if n.op_type == "Where" else n.input) if x]
@@ -130,7 +137,8 @@ class _Walk:
     qk: int = -1
 
 
-def _forward(g: GraphIndex, out: str, claimed: set[int]) -> tuple[list[int], int] | str:
+def _forward(g: GraphIndex, out: str, claimed: set[int],
+             trust: bool = False) -> tuple[list[int], int] | str:
     """softmax → (Cast / Dropout / NaN guard)* → MatMul(π, V): (post nodes, pv) or a reason."""
     post: list[int] = []
     while len(post) < 6:
@@ -141,6 +149,13 @@ def _forward(g: GraphIndex, out: str, claimed: set[int]) -> tuple[list[int], int
             return post, pv
         guard = _nan_guard(g, out, claimed)
         step = next((u for u in users if g.nodes[u].op_type in _POST and u not in claimed), None)
+        view = next((u for u in users if g.nodes[u].op_type == "Reshape" and u not in claimed
+                     and g.nodes[u].input[0] == out), None)
+        if view is not None and len(users) == 1 and not (trust or g.keeps_last_axis(view)):
+            return (f"softmax weights pass through Reshape {g.name(view)}, {_UNPROVEN} (it "
+                    "may mix keys with queries or heads)")
+        if view is not None and len(users) == 1:
+            step = view
         if guard:
             post += guard
         elif step is not None and len(users) == 1:
@@ -151,7 +166,8 @@ def _forward(g: GraphIndex, out: str, claimed: set[int]) -> tuple[list[int], int
     return "softmax weights are not contracted with values by a MatMul(π, V) (a readout?)"
 
 
-def _backward(g: GraphIndex, value: str, claimed: set[int]) -> _Walk | str:
+def _backward(g: GraphIndex, value: str, claimed: set[int], trust: bool = False
+              ) -> _Walk | str:
     """softmax input → (Add mask | Where | Mul/Div scale | Cast)* → MatMul(Q, Kᵀ)."""
     w = _Walk()
     for _ in range(12):
@@ -166,6 +182,11 @@ def _backward(g: GraphIndex, value: str, claimed: set[int]) -> _Walk | str:
             return w
         w.chain.append(j)
         if n.op_type in _PASS:
+            value = n.input[0]
+        elif n.op_type == "Reshape":
+            if not (trust or g.keeps_last_axis(j)):
+                return (f"scores pass through Reshape {g.name(j)}, {_UNPROVEN} (it may mix "
+                        "keys with queries or heads)")
             value = n.input[0]
         elif n.op_type in ("Add", "Where"):
             a, b = (n.input[0], n.input[1]) if n.op_type == "Add" else (n.input[1], n.input[2])
@@ -204,7 +225,10 @@ def _epsilon(scale: float | np.ndarray) -> float | tuple[float, ...]:
     return tuple(float(1.0 / x) for x in arr)
 
 
-def _check(g: GraphIndex, i: int, claimed: set[int]) -> OnnxMatch | NearMiss:
+def _check(g: GraphIndex, i: int, claimed: set[int],
+           trust: bool = False) -> OnnxMatch | NearMiss:
+    """Softmax node i as attention, else why not; `trust`: take every Reshape met as keeping
+    the key axis (only to tell an attention-shaped softmax, see `unproven_reshape`)."""
     sm = g.nodes[i]
     name, path = g.name(i), g.block_path(i)
     rank = len(g.shape(sm.input[0]) or ()) or None
@@ -213,11 +237,11 @@ def _check(g: GraphIndex, i: int, claimed: set[int]) -> OnnxMatch | NearMiss:
         where = f"of rank {rank}" if rank else "of unknown rank"
         return NearMiss(NAME, name, path, f"softmax over axis {axis} of a tensor {where}, "
                         "not the key axis (last)")
-    fwd = _forward(g, sm.output[0], claimed)
+    fwd = _forward(g, sm.output[0], claimed, trust)
     if isinstance(fwd, str):
         return NearMiss(NAME, name, path, fwd)
     post, pv = fwd
-    w = _backward(g, sm.input[0], claimed)
+    w = _backward(g, sm.input[0], claimed, trust)
     if isinstance(w, str):
         return NearMiss(NAME, name, path, w)
     qk_node = g.nodes[w.qk]
@@ -283,6 +307,16 @@ def _match(g: GraphIndex, i: int, group: tuple[int, ...], w: _Walk, q: str,
     return OnnxMatch(NAME, spec(g.block_path(i), eps, params,
                                 evidence + ((cls,) if cls else ()), notes),
                      i, group, g.source(group))
+
+
+def unproven_reshape(g: GraphIndex, i: int, claimed: set[int]) -> str | None:
+    """Why softmax node i, attention-shaped (Q·Kᵀ → softmax → π·V) but for a Reshape on the way
+    that is not proven to keep the key axis, is not read as attention; None otherwise. The `lse`
+    rule then leaves it a near-miss instead of calling it an exact readout."""
+    found = _check(g, i, claimed)
+    if isinstance(found, OnnxMatch) or _UNPROVEN not in found.reason:
+        return None
+    return found.reason if isinstance(_check(g, i, claimed, trust=True), OnnxMatch) else None
 
 
 class AttentionChainRule:

@@ -3,12 +3,15 @@
     LSE_ε(z) = ε·log Σ_j exp(z_j/ε),   π = softmax(z/ε) = ∇LSE_ε,   H(p) = pᵀΣp (atoms = rows of W)
 Exact; ε is the temperature: 1 unless the logits are divided (or multiplied) by a constant right
 before, which joins the block (as does a constant Mul after a ReduceLogSumExp: ε·LSE(z/ε)).
+A softmax between Q·Kᵀ and π·V that the attention rule left only for a Reshape it could not prove
+keeps the key axis stays a near-miss (attention-shaped, not a readout).
 """
 
 from __future__ import annotations
 
 from hjplug.passes.onnx.graph import GraphIndex
 from hjplug.passes.onnx.records import NearMiss, OnnxMatch
+from hjplug.passes.onnx.rules.attention_chain import unproven_reshape
 from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
 
 NAME = "lse"
@@ -54,6 +57,9 @@ def _check(g: GraphIndex, i: int, claimed: set[int]) -> OnnxMatch | NearMiss:
     zs = g.shape(z)
     if axes is not None and len(axes) > 1:
         return NearMiss(NAME, name, path, f"{n.op_type} over several axes {axes}")
+    if op == "softmax" and (why := unproven_reshape(g, i, claimed)):
+        return NearMiss(NAME, name, path, "attention-shaped softmax (Q·Kᵀ → softmax → π·V), "
+                        f"not an exact readout with ε = 1; not read as attention: {why}")
     nodes, eps, notes = [i], 1.0, "ε = 1 (unscaled logits)"
     pre = g.producer_of(z)
     s = _scaling(g, pre, claimed)
