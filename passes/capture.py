@@ -62,17 +62,45 @@ def normalize_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, An
     return (example_inputs,), {}
 
 
-def check_finite(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    named = [(f"argument {i}", a) for i, a in enumerate(args)] + list(kwargs.items())
-    for name, value in named:
+_MASK_WORDS = ("mask", "bias")  # inputs whose −inf entries are removed keys, not bad data
+
+
+def _input_names(model: nn.Module | None, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(label, parameter name, value) per input; positional names from model.forward."""
+    names: list[str] = []
+    if model is not None and args:
+        try:
+            params = list(_inspect.signature(model.forward).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                      p.POSITIONAL_OR_KEYWORD)]
+    pos = [(f"argument {i}" + (f" ({names[i]})" if i < len(names) else ""),
+            names[i] if i < len(names) else "", a) for i, a in enumerate(args)]
+    return pos + [(k, k, v) for k, v in kwargs.items()]
+
+
+def check_finite(args: tuple[Any, ...], kwargs: dict[str, Any],
+                 model: nn.Module | None = None) -> None:
+    """Refuse NaN / ±Inf example inputs: under torch.export the values never shape the graph,
+    but a NaN or Inf input (usually bad data upstream) makes every output and ε-statistic of
+    the example NaN, so it is reported here, at the boundary. Exception: −inf in a float input
+    whose parameter name holds "mask" or "bias" is hjplug's removed-key convention (b_j = −∞,
+    attention_bias.REMOVED_BELOW; e.g. nn.Transformer.generate_square_subsequent_mask)."""
+    for name, param, value in _input_names(model, args, kwargs):
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             nan = int(torch.isnan(value).sum())
+            neg = int(torch.isneginf(value).sum())
             inf = int(torch.isinf(value).sum())
-            if nan or inf:
+            is_mask = any(w in param.lower() for w in _MASK_WORDS)
+            if nan or inf > (neg if is_mask else 0):
+                why = ("; −inf is accepted only in float mask / bias inputs (a parameter named "
+                       "*mask* or *bias*: removed keys)" if neg and not is_mask else "")
                 raise NonFiniteInputError(
                     f"example input {name!r} ({tuple(value.shape)}) holds {nan} NaN and {inf} Inf "
                     f"values out of {value.numel()}; hjplug reads blocks from finite example "
-                    "inputs — clean or replace them (e.g. torch.nan_to_num) and try again."
+                    f"inputs{why} — clean or replace them (e.g. torch.nan_to_num) and try again."
                 )
 
 
@@ -185,7 +213,7 @@ def capture(
         )
     args, kwargs = normalize_inputs(example_inputs)
     if check:
-        check_finite(args, kwargs)
+        check_finite(args, kwargs, model)
     injected: dict[str, Any] = {}
     if "use_cache" not in kwargs and _accepts(model, "use_cache"):
         injected["use_cache"] = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -92,6 +93,21 @@ def _eps_vector(step: Any, H: int, like: Tensor, identified: bool = False) -> Te
                         device=like.device)
 
 
+def _per_batch(step: Any) -> int | None:
+    """H of a step whose tensors are 3-D [B·H, S, d] (the rule's `heads_per_batch`), so its
+    statistics [1, B·H, Sq] are recorded as [B, H, Sq]; None otherwise (or under per-head ε,
+    which is one value per B·H slice there)."""
+    h = step.spec.hamiltonian.params.get("heads_per_batch")
+    return h if isinstance(h, int) and h > 0 and not isinstance(step.epsilon, tuple) else None
+
+
+def _split(t: Tensor | None, h: int | None) -> Tensor | None:
+    """[1, B·H, ...] → [B, H, ...] (h = H); unchanged when h is None."""
+    if t is None or h is None or t.dim() < 2 or t.shape[0] != 1 or t.shape[1] % h:
+        return t
+    return t.reshape(t.shape[1] // h, h, *t.shape[2:])
+
+
 def _value(step: Any, eps: Tensor, lse: Tensor, zmax: Tensor | None) -> Tensor:
     """HJ value ε·lse [B, H, Sq]; at ε = 0 its limit ε₀·max_j z₀ (lse diverges there)."""
     H = lse.shape[-2]
@@ -111,6 +127,7 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
                              "recorded detached (grad=True covers kernel-path statistics)")
         with torch.no_grad():
             z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+            z4 = _split(z4, _per_batch(step)) if z.dim() == 3 else z4  # type: ignore[assignment]
             B, H, Tq, Tk = z4.shape
             need_top = max(rec.topk if "topk" in rec.stats else 0, 2 if "gap" in rec.stats else 0)
             eps = _eps_vector(step, H, z4)
@@ -140,6 +157,7 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
                 k = cell["k"]
                 k = k.transpose(-1, -2) if step.mode != "sdpa" else k  # eager steps take kᵀ
                 k = k.reshape(-1, *k.shape[-3:])  # [B, Hk, Tk, D]
+                k = _split(k, _per_batch(step)) if cell["k"].dim() == 3 else k  # type: ignore[assignment]
                 if k.shape[1] != H:
                     k = k.repeat_interleave(H // k.shape[1], dim=1)
                 k = k.expand(B, H, Tk, k.shape[-1])
@@ -152,6 +170,9 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
     return cb
 
 
+_STAT_FIELDS = ("lse", "entropy", "keys", "topk_weights", "topk_indices", "zmax")
+
+
 def _stats_cb(rec: Recorder, prefix: str, path: str, need_top: int
               ) -> Callable[[Any, str, Any], None]:
     """Recorder entries from an AttentionStepStats (the kernel's outputs, or the explicit ones)."""
@@ -159,6 +180,8 @@ def _stats_cb(rec: Recorder, prefix: str, path: str, need_top: int
 
     def cb(step: Any, point: str, st: Any) -> None:
         with torch.set_grad_enabled(rec.grad and torch.is_grad_enabled()):
+            h = _per_batch(step)
+            st = replace(st, **{f: _split(getattr(st, f), h) for f in _STAT_FIELDS})
             keep = (lambda t: t) if rec.grad else (lambda t: t.detach())
             lse, ent, keys = keep(st.lse), keep(st.entropy), st.keys
             H = lse.shape[-2]
@@ -223,6 +246,12 @@ def attach_fx(model: nn.Module, rec: Recorder, stack: ExitStack, readouts: bool)
     if readouts:
         for j, (path, step) in enumerate(lse_steps(model)):
             stack.callback(step.observe("logits", _lse_cb(rec, f"readout.lse{j}", path)).remove)
+            if step.spec.exactness == "structural":  # softmax over attention scores (rule lse)
+                note = (f"readout.lse{j} ({path}): a softmax over attention scores the attention "
+                        "rule did not read (structural, see its record), not a readout of a "
+                        "linear layer; statistics per key row [..., Sq]")
+                if note not in rec.notes:
+                    rec.notes.append(note)
         for j, (path, step) in enumerate(recurrent_steps(model)):
             hook = step.register_forward_hook(_gate_hook(rec, j, path), with_kwargs=True)
             stack.callback(hook.remove)

@@ -27,7 +27,7 @@ class FXDriver:
 
         self.model = model
         self.steps = attention_steps(model)
-        self.chosen = fx_layers(self.steps, layers, _WHERE)
+        self.chosen = fx_layers(self.steps, layers, _WHERE, model)
         self.heads = None
         if heads is not None:
             counts = [self.steps[i][1].spec.hamiltonian.params.get("heads") for i in self.chosen]

@@ -13,6 +13,7 @@ FX-converted models (`hjplug.convert`), and any nn.Module for its recurrent gate
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -111,10 +112,20 @@ def deform(model: nn.Module, scale: float | Sequence[float],
         yield
 
 
-def fx_layers(steps: list[Any], layers: Sequence[int] | int | None, where: str) -> list[int]:
+def fx_layers(steps: list[Any], layers: Sequence[int] | int | None, where: str,
+              model: nn.Module | None = None) -> list[int]:
+    """Indices of the chosen attention steps. No attention step at all is an error for every λ
+    (λ = 1 included): ε → λ·ε acts on attention only, and a no-op would hide that nothing was
+    recognised as attention."""
     n = len(steps)
     if n == 0:
-        raise HJPlugError(f"{where}: the converted model has no HJAttentionStep.")
+        raise HJPlugError(f"{where}: expected an hjplug.convert result with attention blocks "
+                          f"(HJAttentionStep: ε → λ·ε deforms attention only); found "
+                          f"{_found(model)}, so there is nothing to deform (for any λ, 1 "
+                          "included). To see why no attention was recognised: hjplug.inspect("
+                          "model, example_inputs).near_misses (`hjplug inspect --explain`); to "
+                          "change another step's ε: hj.set_epsilon(value, kind=\"lse\") or "
+                          "hj.steps[path].epsilon = value.")
     if layers is None:
         return list(range(n))
     items = [layers] if isinstance(layers, int) else list(layers)
@@ -123,6 +134,17 @@ def fx_layers(steps: list[Any], layers: Sequence[int] | int | None, where: str) 
             raise InvalidArgumentError("layers", f"attention block indices in [0, {n})", x,
                                        where=where)
     return list(dict.fromkeys(x % n for x in items))
+
+
+def _found(model: nn.Module | None) -> str:
+    """'2 lse, 1 residual steps in <Class>' — what a converted model holds instead."""
+    steps = getattr(model, "steps", None)
+    if not isinstance(steps, dict):
+        return "no attention step"
+    kinds = Counter(str(s.spec.kind) for s in steps.values())
+    what = ", ".join(f"{c} {k}" for k, c in kinds.items()) or "no HJ"
+    return f"{what} step{'s' * (sum(kinds.values()) != 1)} in a converted " \
+           f"{getattr(model, 'source_class', type(model).__name__)}"
 
 
 def _mask_argument(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]

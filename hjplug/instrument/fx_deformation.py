@@ -28,7 +28,7 @@ class FXDeformation:
             raise InvalidArgumentError("scale", "a finite λ ≥ 0 (0 = hard-max attention)", scale,
                                        where=where)
         steps = attention_steps(model)
-        chosen = [steps[i][1] for i in fx_layers(steps, layers, where)]
+        chosen = [steps[i][1] for i in fx_layers(steps, layers, where, model)]
         values = [_values(step, lam, heads, where) for step in chosen]
         self._saved = [(step, step.epsilon) for step in chosen]
         try:

@@ -142,6 +142,10 @@ def _sdpa(ctx: RuleContext, node: fx.Node) -> Match | NoMatch:
     notes += _describe_mask(mask, ctx, path)
     params = {"heads": heads, "kv_heads": kv_heads, "d_head": qs[-1],
               "scale": "1/√d_head" if not scale else float(scale)}
+    s0 = _query_prescale(q)
+    if s0 is not None:
+        notes.append(_prescale_note(s0, 1.0 / eps))
+        params["q_prescale"] = s0
     flags = {"dropout_p": 0.0, "is_causal": bool(a.get("is_causal", False)),
              "scale": scale, "enable_gqa": bool(a.get("enable_gqa", False))}
     folded = _constant_mask_kind(ctx, mask) if isinstance(mask, fx.Node) else None
@@ -253,6 +257,52 @@ def _operand_scale(x: Any, user: fx.Node) -> tuple[fx.Node, float] | None:
 
 
 _CONTRACT = _MATMUL | {"einsum", "baddbmm"}
+
+
+def _query_prescale(q: Any, depth: int = 8) -> float | None:
+    """s₀ when the query reaches attention as q_proj(x)·s₀ (or /c) through reshapes / transposes
+    (OPT, BART, Whisper, Marian: q pre-scaled, then SDPA / q·kᵀ at scale 1); None otherwise.
+    The recorded ε = 1/scale then refers to the scaled q; in q_proj(x)'s units it is 1/(s₀·scale)
+    (what the Hugging Face path records)."""
+    x = q
+    while isinstance(x, fx.Node) and depth > 0:
+        name = op_name(x)
+        if name in ("mul", "div") and len(x.args) > 1:
+            c = _scalar(x.args[1])
+            return None if not c else (c if name == "mul" else 1.0 / c)
+        if name not in _CAST | _SHAPE | _VIEWS:
+            return None
+        x, depth = x.args[0], depth - 1
+    return None
+
+
+def _heads_per_batch(q: Any, bh: Any, d: Any, depth: int = 10) -> int | None:
+    """H when a 3-D [B·H, S, d] query is reshaped from [B, H, S, d] or from merged heads
+    [..., H·d] (nn.MultiheadAttention: [S, B, E] viewed as [S, B·H, d]), walking back through
+    casts / views to that reshape; None when the split cannot be read."""
+    x = q
+    while isinstance(x, fx.Node) and depth > 0 and isinstance(bh, int) and isinstance(d, int):
+        name = op_name(x)
+        if name in _SHAPE and isinstance(x.args[0], fx.Node):  # the reshape that made B·H
+            si = shape(x.args[0])
+            if not si or not all(isinstance(n, int) for n in si):
+                return None
+            if len(si) == 4 and si[-1] == d and si[0] * si[1] == bh:
+                return si[1]  # [B, H, S, d]
+            if si[-1] != d and si[-1] % d == 0 and bh % (si[-1] // d) == 0:
+                return si[-1] // d  # [..., H·d]
+        elif name not in _CAST | _VIEWS:
+            return None
+        x, depth = x.args[0], depth - 1
+    return None
+
+
+def _prescale_note(s0: float, scale: float) -> str:
+    return (f"q pre-scaled by s₀ = {s0:.4g} before attention (q = q_proj(x)·s₀, not folded into "
+            f"ε): ε = {1.0 / scale:.4g} refers to the scaled q; in q_proj(x)'s units ε = "
+            f"{1.0 / (s0 * scale):.4g} (the Hugging Face path records that)")
+
+
 
 
 def _weights_contraction(sm: fx.Node, depth: int = 8) -> str | None:
@@ -395,12 +445,18 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     notes += [d for b, _ in biases for d in _describe_mask(b, ctx, path)]
     if op_name(qk) == "baddbmm":
         notes.append("ALiBi / additive bias fused in baddbmm")
-    if scale == 1.0:
+    s0 = _query_prescale(q)
+    if s0 is not None:
+        notes.append(_prescale_note(s0, scale))
+    elif scale == 1.0:
         notes.append("no explicit scale (ε = 1; any 1/√d folded into the weights)")
     if prescaled:
         notes.append("scale applied to q / kᵀ before q·kᵀ (folded into ε)")
+    per_batch = _heads_per_batch(q, qs[0], qs[-1]) if len(qs) == 3 else None
     if len(qs) == 3:
-        notes.append("3-D [batch·heads, S, d] layout: 'heads' counts batch × heads")
+        notes.append("3-D [batch·heads, S, d] layout: 'heads' counts batch × heads; "
+                     + (f"statistics recorded as [B, H, Sq] with H = {per_batch}" if per_batch
+                        else "statistics recorded as [1, batch·heads, Sq] (H not readable)"))
     notes += [f"masked_fill with {f:g} (finite, above the −1e30 removed-atom rule): those keys "
               "stay atoms — counted in k_i, weight 0 only by underflow, scaled with the logits "
               "under deformation" for f in fills if f > REMOVED_BELOW and math.isfinite(f)]
@@ -413,6 +469,10 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
               for _, f in biases if f != 1.0]
     heads = qs[-3] if len(qs) >= 3 else 1
     params = {"heads": heads, "d_head": qs[-1], "scale": scale, "biases": len(biases)}
+    if s0 is not None:
+        params["q_prescale"] = s0
+    if per_batch:
+        params["heads_per_batch"] = per_batch
     evidence = tuple(dict.fromkeys(f"aten.{op_name(n)}" for n in ordered))
     spec = _spec(path, eps, params, (*evidence, module_class(sm)), list(dict.fromkeys(notes)))
     # slots into the step's side inputs: the pre-scaled copy where there is one
