@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from hjplug.errors import HJPlugError
-from hjplug.file_mode import match_plain_write
+from hjplug.file_mode import match_plain_write, writable_error
 from hjplug.htmlreport.collect import ReportData, eps_star
 from hjplug.htmlreport.figures import FIGURES
 
@@ -46,13 +46,10 @@ def check_writable(path: Path) -> None:
     if not parent.is_dir():
         raise ReportWriteError(f"{path}: the directory {parent} does not exist; create it or "
                                "choose another -o path.")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".hjplug-report-", suffix=".tmp")
-    except OSError as exc:
+    exc = writable_error(parent, "hjplug-report")
+    if exc is not None:
         raise ReportWriteError(f"{path}: cannot write in {parent} ({exc.strerror or exc}); "
                                "choose another -o path.") from exc
-    os.close(fd)
-    os.unlink(tmp)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from hjplug.errors import InvalidArgumentError
 from hjplug.kernels.records import HJAttentionOutput
+from hjplug.kernels.reference._online import unpack_parts
 from hjplug.kernels.reference.topk import pad_topk
 from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2, num_sms
 from hjplug.kernels.triton.attention_configs import attention_configs
@@ -455,8 +456,7 @@ def hj_attention_fwd_parts(
     if tk:
         assert tw is not None and ti is not None
         ti = torch.where(torch.isfinite(tw), ti.long(), -1)
-        m_r, r_r = pa.unbind(-1)  # [B, H, Sq]; π = 2^{(u − m) − log₂ l} (0 for removed keys,
-        r_r = r_r.masked_fill(r_r == float("-inf"), float("inf"))  # and rows with none visible)
+        m_r, r_r = unpack_parts(pa)  # [B, H, Sq]; log₂ l = +inf where no key is visible
         tw = torch.exp2((tw - m_r.unsqueeze(-1)) - r_r.unsqueeze(-1))  # raw base-2 scores → π
         tw, ti = pad_topk(tw, ti, topk)
     return o, ls, en, tw, ti, pa
