@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/gpu_session.sh [probe] [check] [backward] [integration]  # default: all four
 #
-#   probe        hopf_cole: every kv-same config × key splits, bf16 and fp32   (≈ 1–2 min)
+#   probe        hopf_cole bf16: every kv-same config × key splits, anatomy     (≈ 1–2 min)
 #   check        benchmarks/gpu_check.py: every kernel's correctness (each autotune config once)
 #                and timing (≈ 3–4 min)
 #   backward     benchmarks/gpu_backward.py: fused backward correctness, timing (≈ 2–3 min)
