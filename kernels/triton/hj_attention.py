@@ -281,31 +281,33 @@ def new_output(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
 
 
 def kernel_key(small_q: bool, kv_same: bool = False, small_d: bool = False,
-               exact_fp32: bool = False, topk: bool = False, half: bool = True) -> str:
+               exact_fp32: bool = False, topk: bool = False, half: bool = True,
+               full_bias: bool = False) -> str:
     """The name of one autotuned variant in `_AUTOTUNED`, e.g. "large-kv-half"."""
     small_d = small_d and not (small_q or kv_same)
     return ("small" if small_q else "large") + ("-kv" if kv_same and not small_q else "") + (
         "-d64" if small_d else "") + ("-ieee" if exact_fp32 else "") + (
-        "-topk" if topk and not small_q else "") + ("-half" if half else "")
+        "-topk" if topk and not small_q else "") + ("-half" if half else "") + (
+        "-bias" if full_bias else "")
 
 
 def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
-            exact_fp32: bool = False, topk: bool = False, half: bool = True):
+            exact_fp32: bool = False, topk: bool = False, half: bool = True,
+            full_bias: bool = False):
     """The autotuned kernel on GPU (a small config list), the plain one in the interpreter."""
     if interpreting():
         return _hj_attn_fwd
     small_d = small_d and not (small_q or kv_same)
-    key = kernel_key(small_q, kv_same, small_d, exact_fp32, topk, half)
+    key = kernel_key(small_q, kv_same, small_d, exact_fp32, topk, half, full_bias)
+    cfgs = attention_configs(small_q, kv_same, small_d, exact_fp32, topk, half, full_bias)
     if not AUTOTUNE:
         key = "fixed-" + key
         if key not in _AUTOTUNED:
-            _AUTOTUNED[key] = triton.autotune(
-                configs=attention_configs(small_q, kv_same, small_d, exact_fp32, topk, half)[:1],
-                key=["BLOCK_D"])(_hj_attn_fwd)
+            _AUTOTUNED[key] = triton.autotune(configs=cfgs[:1], key=["BLOCK_D"])(_hj_attn_fwd)
         return _AUTOTUNED[key]
     if key not in _AUTOTUNED:
         _AUTOTUNED[key] = triton.autotune(
-            configs=attention_configs(small_q, kv_same, small_d, exact_fp32, topk, half),
+            configs=cfgs,
             key=["BLOCK_D", "CAUSAL", "HAS_WINDOW", "HAS_BIAS", "KV_SAME", "TOPK", "DOT_PREC",
                  "split_len"],
         )(_hj_attn_fwd)
@@ -422,7 +424,7 @@ def hj_attention_fwd_parts(
         INT64=_needs_int64(q, k, v, out, topv if tk else None, bias_t if has_bias else None),
     )
     kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0,
-                   q.dtype != torch.float32)
+                   q.dtype != torch.float32, args["HAS_BIAS"] and not args["BIAS_ROW"])
 
     def grid(meta):
         return (cdiv(Sq, meta["BLOCK_M"]), B * H, splits)

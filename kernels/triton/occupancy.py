@@ -45,7 +45,9 @@ class Variant:
     D: int
     causal: bool = False
     kv_same: bool = False
-    bias_row: bool = False
+    bias_row: bool = False  # a [.., 1, Sk] bias: one row vector per tile
+    full_bias: bool = False  # a bias with its own value per (query, key): one tile per tile
+    small_q: bool = False  # ≤ 16 query rows (decode)
     topk: int = 0
     dot_prec: str = "tf32"  # fp32 only: "ieee" exact, "tf32"
     kernel: str = "fwd"  # "fwd" | "dkdv" | "dq" (the backward's two kernels)
@@ -69,8 +71,8 @@ def candidates(v: Variant) -> list[triton.Config]:
     exact = v.dtype == "fp32" and v.dot_prec == "ieee"
     if v.kernel != "fwd":
         return bwd_configs(v.kernel, exact, v.dtype != "fp32", v.D <= 64)
-    return attention_configs(False, v.kv_same, v.D <= 64 and not v.kv_same, exact, v.topk > 0,
-                             v.dtype != "fp32")
+    return attention_configs(v.small_q, v.kv_same, v.D <= 64 and not v.kv_same, exact,
+                             v.topk > 0, v.dtype != "fp32", v.full_bias)
 
 
 def _source(v: Variant, cfg: triton.Config) -> ASTSource:
@@ -101,7 +103,8 @@ def _source(v: Variant, cfg: triton.Config) -> ASTSource:
                 attrs[(i,)] = [["tt.divisibility", 16]]
     tk = v.topk
     prec = v.dot_prec if v.dtype == "fp32" else "tf32"
-    common = dict(BLOCK_D=v.D, CAUSAL=v.causal, HAS_WINDOW=False, HAS_BIAS=v.bias_row,
+    common = dict(BLOCK_D=v.D, CAUSAL=v.causal, HAS_WINDOW=False,
+                  HAS_BIAS=v.bias_row or v.full_bias,
                   BIAS_ROW=v.bias_row, DOT_PREC=prec, INT64=False)
     if v.kernel == "fwd":
         consts.update(cfg.kwargs, **common, EVEN_D=True, KV_SAME=v.kv_same, TOPK=tk,
