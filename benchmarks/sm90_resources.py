@@ -2,7 +2,8 @@
 autotune candidate of the timed problems, measured on a machine without a GPU
 (see kernels/triton/occupancy.py for the method).
 
-    python benchmarks/sm90_resources.py [--only hopf_cole|attention|backward|all] [--json PATH]
+    python benchmarks/sm90_resources.py [--json PATH]
+        [--only hopf_cole|attention|full_bias|backward|all]
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ VARIANTS = {
     "hopf_cole": [Variant("hopf_cole bf16 d128", "bf16", 128, kv_same=True, bias_row=True),
                   Variant("hopf_cole fp32(tf32) d128", "fp32", 128, kv_same=True,
                           bias_row=True)],
+    "full_bias": [Variant("attention bf16 D128 full bias", "bf16", 128, full_bias=True),
+                  Variant("attention bf16 D64 full bias", "bf16", 64, full_bias=True),
+                  Variant("attention tf32 D128 full bias", "fp32", 128, full_bias=True)],
     "backward": [Variant(f"{name} {kern}", "bf16", D, causal=c, kernel=kern, **kw)
                  for name, D, c, kw in (("attention bwd bf16 D64", 64, False, {}),
                                         ("attention bwd bf16 D128 causal", 128, True, {}),
