@@ -143,19 +143,34 @@ def run_section(fn: Callable[[], None], results: dict) -> None:
         log(f"ERROR in {fn.__name__}: {exc!r}")
 
 
-def finish(results: dict, title: str, name: str, default_dir: Path = Path("/tmp")) -> int:
-    """Write results to $OUT/<name> (else default_dir/<name>), print the pass count, failures
-    and errors; return the exit status (0 only when every check passed and no section failed)."""
+def baseline_unavailable(results: dict, what: str, exc: Exception) -> None:
+    """A baseline that could not run: an error on a GPU (its ratio is missing), a note in a CPU
+    dry run (SDPA's flash / cuDNN / mem-efficient backends exist only on CUDA)."""
+    if DRY:
+        results.setdefault("notes", []).append(f"{what}: CUDA-only baseline, skipped on CPU")
+    else:
+        results["errors"].append(f"{what}: {exc!r}")
+
+
+def finish(results: dict, title: str, name: str) -> int:
+    """Write results to $OUT/<name> (else /tmp/<name>; the tracked JSON under benchmarks/ is
+    updated by copying a run's file on purpose), print the pass count, failures, errors and notes;
+    return the exit status (0 only when every check passed and no section failed)."""
     import json
 
-    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else default_dir
-    (out_dir / name).write_text(json.dumps(results, indent=1, default=str))
+    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path("/tmp")
+    path = out_dir / name
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(results, indent=1, default=str))
+    os.replace(tmp, path)  # atomic: a killed run leaves the previous file, not half of one
     n_ok = sum(1 for c in results["checks"] if c["ok"])
     print(f"\n== {title}: checks {n_ok}/{len(results['checks'])} passed, "
-          f"{len(results['errors'])} errors, {time.time() - T0:.0f}s ==")
+          f"{len(results['errors'])} errors, {time.time() - T0:.0f}s; results in {path} ==")
     for c in results["checks"]:
         if not c["ok"]:
             print(f"FAILED: {c}")
     for e in results["errors"]:
         print(f"ERROR: {e}")
+    for n in results.get("notes", []):
+        print(f"note: {n}")
     return 0 if n_ok == len(results["checks"]) and not results["errors"] else 1

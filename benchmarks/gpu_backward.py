@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from _gpu_common import (  # first: sets TRITON_INTERPRET
     DEV,
     DRY,
     HopfColeInputs,
+    baseline_unavailable,
     bench,
     check_vs_torch,
     finish,
@@ -134,7 +134,7 @@ def correctness():
             try:
                 fl = _grads(flash, [q, k, v], gs[:1]) if Sq == Sk or not causal else None
             except Exception as exc:  # flash may refuse a shape
-                RESULTS["errors"].append(f"flash backward {nm}: {exc!r}")
+                baseline_unavailable(RESULTS, f"flash backward {nm}", exc)
                 fl = None
             for name, a, w, j in zip("qkv", got_o, want_o, range(3), strict=True):
                 t = rel(fl[j], w) if fl is not None else rel(base[j], w)
@@ -177,7 +177,7 @@ def _time_case(B: int, H: int, S: int, D: int, causal: bool) -> None:
                                                               retain_graph=True))
         except Exception as exc:
             res[name] = float("nan")
-            RESULTS["errors"].append(f"sdpa {name} backward: {exc!r}")
+            baseline_unavailable(RESULTS, f"sdpa {name} backward", exc)
     flops = 10 * B * H * S * S * D * (0.5 if causal else 1.0)  # 5 matmuls (recomputed QKᵀ)
     cfgs = {k_: str(getattr(f, "best_config", None)) for k_, f in bwd._AUTOTUNED.items()}
     entry = dict(op="hj_attention backward", B=B, H=H, S=S, D=D, causal=causal, dtype="bf16",
@@ -325,8 +325,7 @@ def main() -> int:
         log(f"--- {fn.__name__}")
         run_section(fn, RESULTS)
     title = f"{RESULTS['env']['device']}, torch {torch.__version__}, triton {triton.__version__}"
-    status = finish(RESULTS, title, "gpu_backward.json",
-                    Path("/tmp") if DRY else Path(__file__).parent)
+    status = finish(RESULTS, title, "gpu_backward.json")
     print(f"{'kernel':<26}{'ours ms':>9}  {'baselines ms':<46}{'ratio':<18}note")
     for row in ROWS:
         print(f"{row[0]:<26}{row[1]:>9.3f}  {row[2]:<46}{row[3]:<18}{row[4]}")

@@ -10,7 +10,7 @@ error at the same precision against the same reference (floor 1e-5 for fp32-only
 Every autotune candidate of the timed variants (hopf_cole, D = 128, D = 64, top-k, decode) is
 also checked once, each on a ragged case (GQA, bias, window, odd lengths), time-boxed to 90 s.
 Speed: CUDA events, warm-up, medians, inputs larger than L2 (hopf_cole rotates 4 input sets).
-Prints a table last; writes JSON to $OUT/gpu_check.json when OUT is set, else beside this file.
+Prints a table last; writes JSON to $OUT/gpu_check.json (else /tmp/gpu_check.json).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from pathlib import Path
 
 from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
     DEV,
@@ -26,6 +25,7 @@ from _gpu_common import (  # noqa: F401  (first: sets TRITON_INTERPRET)
     ROOT,
     T0,
     HopfColeInputs,
+    baseline_unavailable,
     bench,
     check_vs_torch,
     finish,
@@ -330,7 +330,7 @@ def _time_attention_case(B: int, H: int, S: int, D: int, causal: bool) -> None:
             res[name] = bench(lambda be=be: sdpa(q, k, v, causal, be))
         except Exception as exc:
             res[name] = float("nan")
-            RESULTS["errors"].append(f"sdpa {name}: {exc!r}")
+            baseline_unavailable(RESULTS, f"sdpa {name}", exc)
     res["eager+entropy"] = bench(lambda: eager_entropy(q, k, v, scale, causal), reps=5,
                                  warmup=1)
     latency = {  # one isolated call, host launch overhead included
@@ -526,7 +526,7 @@ def time_decode():
         base()
         res["sdpa"], res["sdpa synced"] = bench(base), bench(base, synced=True)
     except Exception as exc:  # an SDPA without enable_gqa
-        RESULTS["errors"].append(f"decode sdpa: {exc!r}")
+        baseline_unavailable(RESULTS, "decode sdpa", exc)
     S = 16
     out = torch.randn(S, B, H, 1, D, device=DEV)
     parts = torch.stack([torch.randn(S, B, H, 1, device=DEV) * 4,  # (m, log₂ l) per split
@@ -562,8 +562,7 @@ def main() -> int:
         section(fn)
     title = (f"{RESULTS['env']['device']}, torch {torch.__version__}, triton "
              f"{triton.__version__}")
-    here = Path("/tmp") if DRY else Path(__file__).parent  # beside this file unless $OUT
-    status = finish(RESULTS, title, "gpu_check.json", here)
+    status = finish(RESULTS, title, "gpu_check.json")
     print(f"{'kernel':<26}{'ours ms':>9}  {'baselines ms':<44}{'ratio':<34}note")
     for name, ours, base, ratio, note in ROWS:
         print(f"{name:<26}{ours:>9.3f}  {base:<44}{ratio:<34}{note}")
