@@ -311,7 +311,7 @@ def _hopf_anatomy(dt: torch.dtype) -> None:
     M, N, d = (4096, 65536, 128) if not DRY else (40, 320, 32)
     eps = 0.5
     data = HopfColeInputs(M, N, d, dt)
-    g = 8  # heads = the split count _n_splits picks on a 132-SM card
+    g = 8  # heads = the split count n_splits picks on a 132-SM card
 
     def attn(kv_same: bool, with_bias: bool):
         def fn():

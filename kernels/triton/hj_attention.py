@@ -38,7 +38,8 @@ from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2, num_sms
 from hjplug.kernels.triton.attention_configs import attention_configs
 from hjplug.kernels.triton.split_merge import merge_splits
 
-__all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd", "hj_attention_fwd_parts"]
+__all__ = ["HJAttentionFunction", "hj_attention", "hj_attention_fwd", "hj_attention_fwd_parts",
+           "n_splits", "needs_int64"]
 
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
@@ -314,7 +315,7 @@ def _kernel(small_q: bool, kv_same: bool = False, small_d: bool = False,
     return _AUTOTUNED[key]
 
 
-def _needs_int64(*ts: Tensor | None) -> bool:
+def needs_int64(*ts: Tensor | None) -> bool:
     """True when an element offset of one of the tensors (strides included, so broadcast
     views count once) reaches 2³¹: the kernel then computes its base offsets in 64 bits."""
     for t in ts:
@@ -350,7 +351,7 @@ def _as_bias(bias: Tensor | None, shape: tuple[int, int, int, int], placeholder:
     return bias, tuple(bias.stride()), True  # type: ignore[return-value]
 
 
-def _n_splits(programs: int, sk: int, device: torch.device) -> int:
+def n_splits(programs: int, sk: int, device: torch.device) -> int:
     """Split keys across programs when too few query blocks exist to fill the GPU: about two
     waves of programs, never more (a third, mostly idle wave costs as much as a full one)."""
     target = 2 * num_sms(device.index or 0) if device.type == "cuda" else 2
@@ -397,7 +398,7 @@ def hj_attention_fwd_parts(
     small_q = Sq <= 16
     bm = 16 if (interp or small_q) else 128
     programs = cdiv(Sq, bm) * B * H
-    splits = splits or _n_splits(programs, Sk, q.device)
+    splits = splits or n_splits(programs, Sk, q.device)
     align = 16 if interp else SPLIT_ALIGN  # a multiple of every BLOCK_N of the configs in use
     split_len = cdiv(cdiv(Sk, splits), align) * align
     splits = cdiv(Sk, split_len)
@@ -421,7 +422,7 @@ def hj_attention_fwd_parts(
         BIAS_ROW=has_bias and bstr[2] == 0, KV_SAME=kv_same, TOPK=tk,
         TOPK_PAD=next_pow2(tk) if tk else 1, DOT_PREC=prec,
         ROUND_P=round_p and prec == "tf32" and q.dtype == torch.float32,
-        INT64=_needs_int64(q, k, v, out, topv if tk else None, bias_t if has_bias else None),
+        INT64=needs_int64(q, k, v, out, topv if tk else None, bias_t if has_bias else None),
     )
     kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0,
                    q.dtype != torch.float32, args["HAS_BIAS"] and not args["BIAS_ROW"])

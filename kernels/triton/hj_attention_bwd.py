@@ -29,10 +29,10 @@ from hjplug.kernels.triton.hj_attention import (
     LN2,
     LOG2E,
     SPLIT_ALIGN,
-    _n_splits,
-    _needs_int64,
     in_band,
     key_range,
+    n_splits,
+    needs_int64,
     program_coords,
 )
 
@@ -397,13 +397,13 @@ def hj_attention_bwd(
     db_atomic = db_full and (bb, hb) != (B, H)
     sdbb = hb * Sq * Sk if bb > 1 else 0  # element strides of dbias over batch / heads
     sdbh = Sq * Sk if hb > 1 else 0
-    splits = _n_splits(cdiv(Sq, 16 if interp else 128) * B * H, Sk, dev)
+    splits = n_splits(cdiv(Sq, 16 if interp else 128) * B * H, Sk, dev)
     align = 16 if interp else SPLIT_ALIGN
     split_len = cdiv(cdiv(Sk, splits), align) * align
     splits = cdiv(Sk, split_len)
     dq = torch.empty((splits, B, H, Sq, D), dtype=q.dtype if splits == 1 else torch.float32,
                      device=dev)
-    big = _needs_int64(q, k, v, g_out, dk, dq, b4 if bias is not None else None,
+    big = needs_int64(q, k, v, g_out, dk, dq, b4 if bias is not None else None,
                        db if db_full else None)  # inputs and outputs (a full dbias: B·H·Sq·Sk)
     common = dict(CAUSAL=causal, HAS_WINDOW=window > 0, HAS_BIAS=bias is not None,
                   BIAS_ROW=bias_row, DOT_PREC=prec, INT64=big)

@@ -29,13 +29,13 @@ def test_64_bit_offsets_only_for_huge_tensors() -> None:
     broadcast view counts once), off otherwise (32-bit offsets save registers)."""
     import torch
 
-    from hjplug.kernels.triton.hj_attention import _needs_int64
+    from hjplug.kernels.triton.hj_attention import needs_int64
 
     small = torch.empty(4, 16, 4096, 128, device="meta")  # 2²⁵ elements
     huge = torch.empty(3, 16, 2**16, 1024, device="meta")  # 3·2³⁰ elements, never allocated
-    assert not _needs_int64(small, None)
-    assert _needs_int64(small, huge)
-    assert not _needs_int64(torch.empty(1, 1, 1, 2**20, device="meta").expand(64, 64, 2**20,
+    assert not needs_int64(small, None)
+    assert needs_int64(small, huge)
+    assert not needs_int64(torch.empty(1, 1, 1, 2**20, device="meta").expand(64, 64, 2**20,
                                                                                  2**20))
 
 

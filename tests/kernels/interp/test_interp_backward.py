@@ -161,13 +161,13 @@ def test_bwd_kernel_split_dq(monkeypatch, Sq, causal, window, bias):
     import hjplug.kernels.triton.hj_attention_bwd as tri
 
     seen = []
-    real = tri._n_splits
+    real = tri.n_splits
 
     def spy(*a, **kw):
         seen.append(real(*a, **kw))
         return seen[-1]
 
-    monkeypatch.setattr(tri, "_n_splits", spy)
+    monkeypatch.setattr(tri, "n_splits", spy)
     q, k, v, b, kw = _inputs(1, 1, 1, Sq, 600, 32, causal=causal, window=window, bias=bias,
                              seed=Sq + window)
     got, want = _grads(q, k, v, b, needs_bias=True, **kw)
