@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from hjplug.kernels.reference._online import unpack_parts
 from hjplug.kernels.triton._config import cdiv, interpreting, next_pow2
 from hjplug.kernels.triton.hj_attention import (
     LN2,
@@ -358,10 +359,10 @@ def hj_attention_bwd(
     # lse_parts [B, H, Sq, 2] = (m, log₂ l), with log₂ l = +inf where no key is visible
     # (π = 0) and, in a NaN row, m = 0 and log₂ l = NaN (x = u − m stays −inf at removed keys,
     # which the kernels then zero, as the twin)
-    m, r = parts[..., 0].float(), parts[..., 1].float()
+    m, r = unpack_parts(parts.float())  # r = +inf where no key is visible
+    # a NaN row (NaN inputs): m = 0, r = NaN, so that row's π and gradients are NaN
     nan = torch.isnan(m) | torch.isnan(r)
-    r = torch.where(nan, math.nan, r.masked_fill(r == -math.inf, math.inf))
-    pa = torch.stack([m.masked_fill(nan, 0.0), r], dim=-1).contiguous()
+    pa = torch.stack([m.masked_fill(nan, 0.0), r.masked_fill(nan, math.nan)], dim=-1).contiguous()
     c = c.float().contiguous()
     gh = (gh.float() * LN2).contiguous()  # g_H·s = (g_H·ln2)·u: one multiply less per score
     want_db = needs_bias and bias is not None and bias.is_floating_point()
