@@ -3,7 +3,7 @@
 MODEL is a local Hugging Face model directory, a model id in the local HF cache, or a config.json
 (random weights); omitted (where optional), the bundled all-MiniLM-L6-v2. Nothing is downloaded
 (HF_HUB_OFFLINE=1 unless set). A missing path or an unloadable model raises ModelLoadError, which
-the `hjplug` entry point prints as one line (exit 2); export-onnx catches it itself (exit 1).
+the `hjplug` entry point prints as one line (exit 2), export-onnx included.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def add_model_argument(p: argparse.ArgumentParser, help: str = MODEL_HELP,
                        required: bool = False) -> None:
     """The positional MODEL (optional unless `required`: None → the bundled model)."""
     if required:
-        p.add_argument("model", help=help)
+        p.add_argument("model", metavar="MODEL", help=help)
     else:
-        p.add_argument("model", nargs="?", default=None, help=help)
+        p.add_argument("model", metavar="MODEL", nargs="?", default=None, help=help)
 
 
 def add_text_argument(p: argparse.ArgumentParser, help: str = TEXT_HELP) -> None:
@@ -65,7 +65,10 @@ def check_output(path: str | os.PathLike[str], model: str | None, option: str,
     `make_parents`, uncreatable) or unwritable directory, a suffix not in `suffixes` (when
     given: the formats the option writes), or a path that would overwrite the
     MODEL being read (the model file itself, or an existing file of the model directory; with
-    no MODEL, of the bundled all-MiniLM-L6-v2)."""
+    no MODEL, of the bundled all-MiniLM-L6-v2). An empty path is refused (Path("") is ".")."""
+    if not str(path).strip():
+        raise OutputPathError(f"{option} is an empty string; expected a file path, e.g. "
+                              f"{example}.")
     out = Path(path).expanduser()
     model = model if model is not None else _bundled_model()
     if out.is_dir():

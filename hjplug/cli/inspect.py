@@ -12,6 +12,7 @@ import sys
 
 from hjplug.cli._console import stdout_console
 from hjplug.cli._model_arg import add_model_argument, add_text_argument, offline
+from hjplug.cli._text import check_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hjplug.api import inspect
 
+    check_text(args.model, args.text, onnx_ok=True)
     if args.json:
         report = inspect(args.model, text=args.text)
         print(report.to_json())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from hjplug.cli._model_arg import OutputPathError
 from hjplug.cli._seed import seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from hjplug.paper._common import ensure_writable_dir
 
     names = resolve_experiments(args.experiments, args.quick)  # bad input fails before any work
+    if not args.out.strip():  # Path("") is the current directory: never write there by accident
+        raise OutputPathError("-o is an empty string; expected a directory path, e.g. "
+                              "hjplug-paper.")
     ensure_writable_dir(args.out)
     console = Console(stderr=True) if args.json else stdout_console()
     progress = Progress(TextColumn("[bold]paper[/] {task.description}"), BarColumn(),

@@ -1,10 +1,11 @@
 """`hjplug report [MODEL] -o report.html [--format md]`: a self-contained report of a model's
 Hamilton–Jacobi reading (block table, entropy heat map, ε-sweeps, folds, attribution).
 
-MODEL as for `hjplug inspect` (default: the bundled all-MiniLM-L6-v2, offline). Bad input (an
-unwritable -o path, --topk < 1, a --query or --fold-head the model does not have) is refused
-before any stage runs: one line, exit 2. A stage that fails is shown in the report; the command
-then exits 1 after writing it.
+MODEL as for `hjplug inspect` (default: the bundled all-MiniLM-L6-v2, offline). -o's suffix
+(.html / .md) and --format agree: either alone decides the other. Bad input (an unwritable -o
+path, a suffix against --format, --topk < 1, a --query or --fold-head the model does not have)
+is refused before any stage runs: one line, exit 2. A stage that fails is shown in the report;
+the command then exits 1 after writing it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-from hjplug.cli._model_arg import add_model_argument, add_text_argument, check_output, load
+from hjplug.cli._model_arg import (
+    OutputPathError,
+    add_model_argument,
+    add_text_argument,
+    check_output,
+    load,
+)
+from hjplug.cli._text import check_text
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -23,6 +31,39 @@ def _pair(text: str) -> tuple[int, int]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected LAYER,HEAD (two ints); got {text!r}") from exc
     return a, b
+
+
+SUFFIXES: dict[str, tuple[str, ...]] = {"html": (".html", ".htm"), "md": (".md", ".markdown")}
+_NAMES = {"html": "HTML", "md": "Markdown"}
+
+
+def output_and_format(args: argparse.Namespace) -> tuple[Path, str]:
+    """-o and --format, made to agree: either one alone decides the other; a suffix that
+    contradicts --format, or that neither format writes, raises OutputPathError."""
+    if args.output is None:
+        fmt = args.format or "html"
+        return Path(f"report{SUFFIXES[fmt][0]}"), fmt
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    found = next((f for f, sfx in SUFFIXES.items() if suffix in sfx), None)
+    if args.format is None and found is None:
+        raise OutputPathError(
+            f"{out}: -o writes HTML (.html) or Markdown (.md) and its suffix picks which; got "
+            f"{_suffix(suffix)}. Give -o {out.with_suffix('.html')} or -o "
+            f"{out.with_suffix('.md')}.")
+    fmt = args.format or found
+    assert fmt is not None
+    if found != fmt:
+        other = f", or --format {found}" if found else ""
+        raise OutputPathError(
+            f"{out}: --format {fmt} writes {_NAMES[fmt]}, but -o has {_suffix(suffix)}. Give "
+            f"-o {out.with_suffix(SUFFIXES[fmt][0])}{other} (without --format, -o's suffix "
+            "picks the format).")
+    return out, fmt
+
+
+def _suffix(suffix: str) -> str:
+    return f"the suffix '{suffix}'" if suffix else "no suffix"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to one HTML file with inline CSS and base64 PNG figures (no network needed to open "
         "it), or to Markdown with PNG files beside it.")
     add_model_argument(p)
-    p.add_argument("-o", "--output", default="report.html", help="output file (default: "
-                   "report.html)")
-    p.add_argument("--format", choices=("html", "md"), default="html",
-                   help="html (one self-contained file) or md (Markdown + PNGs beside it)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="output file, .html or .md (default: report.html, or report.md with "
+                   "--format md)")
+    p.add_argument("--format", choices=tuple(SUFFIXES), default=None,
+                   help="html (one self-contained file) or md (Markdown + PNGs beside it); "
+                   "default: from -o's suffix, else html")
     add_text_argument(p)
     p.add_argument("--query", type=int, default=None,
                    help="query token index for the attribution (default: the middle token)")
@@ -66,9 +109,12 @@ def run(args: argparse.Namespace) -> int:
                                    args.threads,
                                    hint="Use 1 (the default) unless the model is large.")
     check_syntax(args.query, args.fold_head)  # before loading: negative indices
-    out = Path(args.output)
+    default = f"report{SUFFIXES[args.format or 'html'][0]}"
+    # empty, a directory, onto the model: said first, whatever the suffix
+    check_output(default if args.output is None else args.output, args.model, "-o", default)
+    out, args.format = output_and_format(args)
     check_writable(out)  # fail before the slow part
-    check_output(out, args.model, "-o", "report.html" if args.format == "html" else "report.md")
+    check_text(args.model, args.text)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

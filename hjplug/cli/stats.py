@@ -16,6 +16,8 @@ from hjplug.cli._model_arg import (
     check_output,
     load,
 )
+from hjplug.cli._text import check_text
+from hjplug.errors import InvalidArgumentError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,31 +30,52 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bound max‖k‖²/ε. Nothing is downloaded.")
     add_model_argument(p)
     add_text_argument(p)
-    p.add_argument("--stats", default="epsilon,lse,entropy,gap",
+    p.add_argument("--stats", default="epsilon,lse,entropy,gap", metavar="LIST",
                    help="comma-separated statistics (epsilon, lse, entropy, gap, topk, "
                         "curvature, weights; entropy is always recorded, the per-head summary "
                         "is built on it); default: epsilon,lse,entropy,gap")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--save", default=None, help="also save the recording (.json or .pt)")
+    p.add_argument("--save", default=None, metavar="FILE",
+                   help="also save the recording (.json or .pt)")
     p.set_defaults(func=run)
+
+
+def chosen_stats(text: str) -> tuple[str, ...]:
+    """--stats: the named statistics, checked, plus the entropy (every summary row needs it)."""
+    from hjplug.instrument.names import STATS, check_stats
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    try:
+        return check_stats([*check_stats(names, "hjplug stats"), "entropy"], "hjplug stats")
+    except InvalidArgumentError:
+        unknown = ", ".join(repr(n) for n in names if n not in _known())
+        raise InvalidArgumentError(
+            "--stats", "comma-separated statistic names from: " + ", ".join(STATS), text,
+            hint=(f"Unknown: {unknown}. " if unknown else "") + "Stored names such as "
+            "'normalized_entropy' select their group too.") from None
+
+
+def _known() -> set[str]:
+    from hjplug.instrument.names import PRODUCES
+
+    return {n for s, ns in PRODUCES.items() for n in (s, *ns)}
 
 
 def run(args: argparse.Namespace) -> int:
     from hjplug.instrument import instrument
-    from hjplug.instrument.names import check_stats
     from hjplug.instrument.recorder import _jsonable
     from hjplug.instrument.sweep import run_model
 
-    stats = check_stats([s.strip() for s in args.stats.split(",") if s.strip()], "hjplug stats")
-    stats = check_stats([*stats, "entropy"], "hjplug stats")  # every summary row is built on it
-    if args.save:  # before loading: a bad path fails fast, and never overwrites the model
+    stats = chosen_stats(args.stats)
+    check_text(args.model, args.text)
+    if args.save is not None:  # before loading: fails fast, never overwrites the model
         check_output(args.save, args.model, "--save", "stats.json", make_parents=True,
                      suffixes=(".json", ".pt"))
     loaded = load(args.model, text=args.text)
     with instrument(loaded.model, stats=stats) as rec:
         run_model(loaded.model, loaded.inputs)
     summary = rec.summary()
-    if args.save:
+    if args.save is not None:
         try:
             rec.save(args.save)
         except OSError as exc:

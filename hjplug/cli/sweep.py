@@ -8,6 +8,7 @@ import json
 import math
 
 from hjplug.cli._model_arg import add_model_argument, add_text_argument, check_output, load
+from hjplug.cli._text import check_text
 from hjplug.errors import InvalidArgumentError
 
 
@@ -21,15 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one head's attribution landscape. Default model: the bundled all-MiniLM-L6-v2.")
     add_model_argument(p, help="as for `hjplug stats`")
     add_text_argument(p, help="sentence to tokenize")
-    p.add_argument("--scales", default="0.01:10:40",
+    p.add_argument("--scales", default="0.01:10:40", metavar="LO:HI:N",
                    help="lo:hi:n (n log-spaced λ) or a comma-separated list; λ > 0")
-    p.add_argument("--layers", default=None, help="comma-separated attention block indices")
-    p.add_argument("--heads", default=None, help="comma-separated head indices")
+    p.add_argument("--layers", default=None, metavar="LIST",
+                   help="comma-separated attention block indices (≥ 0; default: all)")
+    p.add_argument("--heads", default=None, metavar="LIST",
+                   help="comma-separated head indices (≥ 0; default: all)")
     p.add_argument("--no-folds", action="store_true", help="skip the fold scan")
     p.add_argument("--no-fixed", action="store_true",
                    help="skip the fixed-input curves (each head's own response at the "
                    "undeformed inputs, all λ in one entropy_sweep pass)")
-    p.add_argument("--plot", default=None, help="write a PNG of H/log k against λ")
+    p.add_argument("--plot", default=None, metavar="FILE", help="write a PNG of H/log k against λ")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -57,27 +60,40 @@ def parse_scales(text: str) -> list[float]:
                                    hint="For example --scales 0.01:10:40.") from None
 
 
-def _ints(text: str | None, name: str) -> list[int] | None:
+def _indices(text: str | None, name: str, what: str) -> list[int] | None:
+    """--layers / --heads: None (all), or at least one index ≥ 0 (no Python negative indexing)."""
     if text is None:
         return None
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise InvalidArgumentError(name, "comma-separated integers", text) from None
+        values = []
+    if not values or min(values) < 0:
+        raise InvalidArgumentError(name, f"comma-separated {what} ≥ 0 (0 = the first)", text,
+                                   hint=f"Leave out {name} for all of them.")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
     from hjplug.instrument import sweep
 
     scales = parse_scales(args.scales)
-    layers, heads = _ints(args.layers, "--layers"), _ints(args.heads, "--heads")
-    if args.plot:  # before the sweep: a bad path fails fast, and never overwrites the model
+    layers = _indices(args.layers, "--layers", "attention block indices")
+    heads = _indices(args.heads, "--heads", "head indices")
+    check_text(args.model, args.text)
+    if args.plot is not None:  # before the sweep: fails fast, never overwrites the model
         check_output(args.plot, args.model, "--plot", "sweep.png", suffixes=(".png",))
     loaded = load(args.model, text=args.text)
-    sw = sweep(loaded.model, loaded.inputs, scales, layers=layers, heads=heads,
-               folds=not args.no_folds, progress=None if not args.json else False,
-               fixed_inputs=not args.no_fixed)
-    if args.plot:
+    try:
+        sw = sweep(loaded.model, loaded.inputs, scales, layers=layers, heads=heads,
+                   folds=not args.no_folds, progress=None if not args.json else False,
+                   fixed_inputs=not args.no_fixed)
+    except InvalidArgumentError as exc:  # an index the model lacks: name the option
+        if exc.name not in ("layers", "heads"):
+            raise
+        raise InvalidArgumentError(f"--{exc.name}", exc.expected, exc.got,
+                                   hint=exc.hint) from None
+    if args.plot is not None:
         sw.plot(args.plot)
     if args.json:
         def clean(x: float) -> float | None:
@@ -132,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
               f"{status}")
     if not args.no_folds:
         out.print(f"folds in {sw.fold_source}: {len(sw.folds)}")
-        for f in sw.folds:
-            lam = f.eps / (sw.fold_scan.eps[0] / scales_min(sw))
+        for f in sw.folds:  # folds come from a scan: fold_scan is set
+            lam = f.eps / (sw.fold_scan.eps[0] / scales_min(sw))  # type: ignore[union-attr]
             out.print(f"  ε ≈ {f.eps:.4g} (λ ≈ {lam:.4g}): minima {f.minima_before} → "
                       f"{f.minima_after}, smallest |eigenvalue| {f.min_abs_eigenvalue:.3g}")
         exits = _exits(sw)
@@ -141,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             out.print(f"minima leaving the scanned segment (not folds): {len(exits)}")
             for f in exits:
                 out.print(f"  ε ≈ {f.eps:.4g}: minima {f.minima_before} → {f.minima_after}")
-    if args.plot:
+    if args.plot is not None:
         out.print(f"plot: {args.plot}")
     return 1 if sw.violations else 0
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import operator
 import secrets
 from collections.abc import Callable
 
+from hjplug.errors import InvalidArgumentError
 from hjplug.identities.rows import VerifyReport, VerifyRow
 
-__all__ = ["CHECKS", "VerifyReport", "VerifyRow", "verify"]
+__all__ = ["CHECKS", "SEED_MAX", "VerifyReport", "VerifyRow", "verify"]
+
+SEED_MAX = 2**32 - 1  # `hjplug verify --seed` and `hjplug paper --seed` take the same range
 
 
 def _checks() -> tuple[Callable, ...]:
@@ -41,10 +45,11 @@ CHECKS = ("hopf_cole_identity", "pde", "tropical", "gibbs_variational", "attenti
 
 
 def verify(seed: int | None = None, progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Run every identity check on fresh random fp64 data (seeded; a random seed if None)."""
+    """Run every identity check on fresh random fp64 data (seeded: an int in [0, SEED_MAX]; a
+    random seed if None)."""
     import torch
 
-    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    seed = secrets.randbelow(2**31) if seed is None else _checked_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rows: list[VerifyRow] = []
     for check in _checks():
@@ -52,3 +57,16 @@ def verify(seed: int | None = None, progress: Callable[[str], None] | None = Non
             progress(check.__name__.removeprefix("check_"))
         rows.extend(check(gen))
     return VerifyReport(seed=seed, rows=tuple(rows))
+
+
+def _checked_seed(seed: object) -> int:
+    """`seed` as an int in [0, SEED_MAX], or InvalidArgumentError (never torch's overflow)."""
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)  # type: ignore[arg-type]
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise InvalidArgumentError(
+            "seed", f"an integer in [0, {SEED_MAX}] or None (a fresh random seed)", seed,
+            where="hjplug.verify", hint=f"For a larger number, pass seed % {SEED_MAX + 1}.")
+    return value

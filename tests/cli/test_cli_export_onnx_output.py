@@ -29,7 +29,7 @@ def test_output_below_a_file(config, tmp_path, capsys, monkeypatch) -> None:
 
     monkeypatch.setattr(hjplug.api, "load_model", lambda *a, **k: pytest.fail("loaded"))
     (tmp_path / "file").write_text("keep")
-    assert main(["export-onnx", str(config), str(tmp_path / "file" / "m.onnx")]) == 1
+    assert main(["export-onnx", str(config), str(tmp_path / "file" / "m.onnx")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert f"{tmp_path / 'file'} is a file, not a directory" in err and "does not exist" not in err

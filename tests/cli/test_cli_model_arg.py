@@ -18,7 +18,7 @@ MISSING = "/nonexistent/hjplug-model"
     (["stats", MISSING], 2),
     (["sweep", MISSING, "--no-folds"], 2),
     (["report", MISSING], 2),
-    (["export-onnx", MISSING, "out.onnx"], 1),  # export-onnx reports its own errors (exit 1)
+    (["export-onnx", MISSING, "out.onnx"], 2),
 ])
 def test_missing_model_path(argv, code, capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -115,7 +115,7 @@ def test_a_config_without_model_type_says_what_to_add(tmp_path, capsys) -> None:
 
 def test_export_onnx_never_overwrites_the_model_it_reads(config, capsys, no_load) -> None:
     text = config.read_text()
-    assert main(["export-onnx", str(config), str(config)]) == 1  # export-onnx: exit 1
+    assert main(["export-onnx", str(config), str(config)]) == 2
     line = _one_line(capsys.readouterr().err, "export-onnx")
     assert "would overwrite" in line and "choose another" in line
     assert config.read_text() == text

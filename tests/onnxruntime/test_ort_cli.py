@@ -30,12 +30,12 @@ def test_cli_exports_a_config(tmp_path, capsys) -> None:
 
 def test_cli_errors(tmp_path, capsys) -> None:
     assert run_export_cli(str(tmp_path / "nothing.json"), str(tmp_path / "m.onnx"), False,
-                          None) == 1
+                          None) == 2  # bad input: exit 2, as every subcommand
     err = capsys.readouterr().err
     assert err.startswith("hjplug export-onnx: error:") and "nothing.json" in err
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(TINY_BERT))
-    assert run_export_cli(str(cfg), str(tmp_path / "no" / "m.onnx"), False, None) == 1
+    assert run_export_cli(str(cfg), str(tmp_path / "no" / "m.onnx"), False, None) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
