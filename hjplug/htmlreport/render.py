@@ -131,7 +131,7 @@ def scale_rows(d: ReportData) -> list[tuple[str, ...]]:
     sw = d.sweep
     if sw is None or d.focused is None or d.diffuse is None:
         return []
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for (li, h), label in ((d.focused, "most focused"), (d.diffuse, "least focused")):
         eps = sw.epsilon[:, li, h].tolist()
         es = eps_star(eps, sw.normalized_entropy[:, li, h].tolist())

@@ -61,8 +61,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], example_inputs: 
     if not isinstance(model, nn.Module):
         raise ExportError(f"export_onnx expects a torch.nn.Module; got {type(model).__name__} "
                           "(load a path with hjplug.api.load_model first).")
-    if opset is not None and not 7 <= opset <= 25:
-        raise ExportError(f"export_onnx: opset must be between 7 and 25; got {opset}.")
+    if opset is not None:
+        from hjplug.passes.onnx.opsets import export_opset_problem
+
+        if (problem := export_opset_problem(opset)) is not None:
+            raise ExportError(problem)
     dst = check_destination(path)  # before any work: clear error for a bad output path
     was_training = model.training
     model.eval()

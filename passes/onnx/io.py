@@ -13,12 +13,11 @@ from onnx import external_data_helper as ext
 
 from hjplug.errors import HJPlugError
 from hjplug.file_mode import match_plain_write, writable_error
+from hjplug.passes.onnx.opsets import MIN_OPSET, ort_newest_opset
 
 __all__ = ["MIN_OPSET", "Loaded", "OnnxFileError", "check_data_destination", "check_destination",
-           "check_not_input", "check_runnable_opset", "load", "save_atomic"]
+           "check_not_input", "check_runnable_opset", "full_check_error", "load", "save_atomic"]
 
-MIN_OPSET = 7  # the oldest default-domain opset ONNX Runtime runs
-_ORT_FLOOR_OPSET = 21  # every onnxruntime hjplug supports (≥ 1.20) runs opsets up to this
 _PROTO_LIMIT = 2**31 - 1  # protobuf's 2 GiB limit: larger models need external data
 
 
@@ -64,6 +63,7 @@ def load(path: str | os.PathLike) -> Loaded:
             f"{p}: parsed, but holds no ONNX model (ir_version {model.ir_version}, "
             f"{len(model.graph.node)} nodes); expected a serialized ONNX ModelProto. The file "
             "may be truncated, or not an ONNX file.")
+    _check_locations(p, model)
     missing = [(t.name, loc) for t in _external_tensors(model)
                if not (p.parent / (loc := _location(t))).is_file()]
     if missing:
@@ -113,35 +113,49 @@ def load(path: str | os.PathLike) -> Loaded:
     return Loaded(model, p, external, opset or 0, data_files)
 
 
+def _check_locations(p: Path, model: onnx.ModelProto) -> None:
+    """Refuse external data stored outside the model's directory (an absolute location, or one
+    that leaves it through '..'): onnx will not read it, and hjplug reads only files beside the
+    model."""
+    base = os.path.normpath(p.parent.absolute())
+    for t in _external_tensors(model):
+        loc = _location(t)  # lexically inside (a symlinked data file is onnx's call)
+        inside = not os.path.isabs(loc) and os.path.commonpath(
+            [base, os.path.normpath(os.path.join(base, loc))]) == base
+        if not inside:
+            raise OnnxFileError(
+                f"{p}: tensor {t.name!r} keeps its external data at {loc!r}, outside the "
+                f"model's directory {p.parent}; expected a relative path to a file beside the "
+                "model (as exporters write it). Move the data file next to the model and set "
+                "that relative location, or re-export the model.")
+
+
 def check_runnable_opset(loaded: Loaded) -> None:
     """Refuse (before anything is written) a model whose default-domain opset the installed
-    ONNX Runtime cannot load, naming the newest opset it runs. Probed with a one-node model at
-    that opset (a few ms; only above opset 21, which every supported onnxruntime runs)."""
-    if loaded.opset <= _ORT_FLOOR_OPSET:
+    ONNX Runtime cannot load, naming the newest opset it runs (`opsets.ort_newest_opset`: read
+    from ONNX Runtime's own loader check once per process)."""
+    newest = ort_newest_opset()
+    if newest is None or loaded.opset <= newest:
         return
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    raise OnnxFileError(
+        f"{loaded.path}: default-domain opset {loaded.opset} is not supported by the installed "
+        f"onnxruntime {ort.__version__} (it runs opsets ≤ {newest}): it could not run the "
+        "rewritten file, so nothing was written. Convert the model to a supported opset "
+        "(onnx.version_converter.convert_version) or upgrade onnxruntime.")
+
+
+def full_check_error(model: onnx.ModelProto) -> str | None:
+    """onnx.checker's full check (with strict shape inference) of `model` as one line, or None
+    when it passes (or the model is too large to check in memory)."""
+    if model.ByteSize() >= _PROTO_LIMIT:
+        return None
     try:
-        import onnxruntime as ort  # type: ignore[import-untyped]
-    except ImportError:  # nothing to run it with here: nothing to check
-        return
-    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
-    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
-    probe = onnx.helper.make_model(
-        onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "probe",
-                               [x], [y]),
-        opset_imports=[onnx.helper.make_opsetid("", loaded.opset)], ir_version=8)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    try:
-        ort.InferenceSession(probe.SerializeToString(), opts,
-                             providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime's own exception classes
-        found = re.search(r"support for domain ai\.onnx is till opset (\d+)", str(err))
-        newest = f"≤ {found.group(1)}" if found else "older ones"
-        raise OnnxFileError(
-            f"{loaded.path}: default-domain opset {loaded.opset} is not supported by the "
-            f"installed onnxruntime {ort.__version__} (it runs opsets {newest}): it could not "
-            "run the rewritten file, so nothing was written. Convert the model to a supported "
-            "opset (onnx.version_converter.convert_version) or upgrade onnxruntime.") from None
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as err:
+        return " ".join(str(err).split())
+    return None
 
 
 def _unknown_op(model: onnx.ModelProto, checker_error: str) -> str | None:

@@ -30,7 +30,9 @@ FUNCTION_NAMES = {
 class OnnxMatch:
     """One recognised block: `nodes` (indices into graph.node, graph order) become one call to a
     model-local function; `anchor` is the node that names the block. `wrap=False` for blocks
-    that already are hjplug calls (read back from a rewritten file)."""
+    that already are hjplug calls (read back from a rewritten file), and for blocks inside a
+    subgraph body: then `body` = ((control node index, attribute), …) from this graph down and
+    `inner` is the block as matched in that body (its indices are the body's)."""
 
     rule: str
     spec: HJSpec
@@ -38,6 +40,8 @@ class OnnxMatch:
     nodes: tuple[int, ...]
     source: str
     wrap: bool = True
+    body: tuple[tuple[int, str], ...] = ()
+    inner: OnnxMatch | None = None
 
     @property
     def function(self) -> str:

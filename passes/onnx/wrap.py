@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import onnx
 from onnx import helper
@@ -68,10 +69,11 @@ def _convex(g: GraphIndex, group: set[int]) -> bool:
 
 
 class _Builder:
-    def __init__(self, g: GraphIndex) -> None:
+    def __init__(self, g: GraphIndex, shared: _Builder | None = None) -> None:
+        """`shared`: the builder of the enclosing graph (its functions are the model's)."""
         self.g = g
-        self.bodies: dict[str, dict[bytes, str]] = {}
-        self.functions: list[onnx.FunctionProto] = []
+        self.bodies: dict[str, dict[bytes, str]] = {} if shared is None else shared.bodies
+        self.functions: list[onnx.FunctionProto] = [] if shared is None else shared.functions
         self.inlined: set[str] = set()  # initializers copied into bodies as Constants
 
     def _inside_only(self, value: str, group: set[int]) -> bool:
@@ -181,14 +183,19 @@ def _toposort(nodes: list[onnx.NodeProto], known: set[str]) -> list[onnx.NodePro
     return out
 
 
-def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...]) -> Wrapped:
-    """A copy of `model` in which each wrappable match is one `hjplug` function call."""
-    b = _Builder(g)
+def _rewrite(graph: onnx.GraphProto, g: GraphIndex, matches: Sequence[OnnxMatch],
+             b: _Builder) -> tuple[list[OnnxMatch], list[NearMiss]]:
+    """Rewrite `graph` (a copy of the graph `g` indexes) in place: each wrappable match becomes
+    one call; matches inside subgraph bodies are passed down to the body they live in."""
     calls: dict[int, onnx.NodeProto] = {}
     removed: set[int] = set()
     done: list[OnnxMatch] = []
     skipped: list[NearMiss] = []
+    nested: dict[int, list[OnnxMatch]] = {}
     for m in matches:
+        if m.inner is not None and m.body:
+            nested.setdefault(m.body[0][0], []).append(m)
+            continue
         if not m.wrap:
             continue
         if not _convex(g, set(m.nodes)):
@@ -203,21 +210,67 @@ def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...]) 
     for i, n in enumerate(g.nodes):
         if i in calls:
             new_nodes.append(calls[i])
-        elif i not in removed:
+        elif i in removed:
+            skipped += [NearMiss(m.rule, g.name(i), m.spec.path, "block inside a subgraph not "
+                                 "wrapped: its control node is part of another block")
+                        for m in nested.get(i, ())]
+        elif i in nested:
+            node = onnx.NodeProto()
+            node.CopyFrom(n)
+            more, left = _rewrite_bodies(node, g.model, nested[i], b)
+            done += more
+            skipped += left
+            new_nodes.append(node)
+        else:
             new_nodes.append(n)
+    known = {t.name for t in graph.initializer} | {v.name for v in graph.input}
+    del graph.node[:]
+    graph.node.extend(_toposort(new_nodes, known))
+    used = {x for n in graph.node for x in reads(n)} | {v.name for v in graph.output}
+    keep = [t for t in graph.initializer if t.name not in b.inlined or t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    live = {x for n in graph.node for x in (*reads(n), *n.output)}
+    vi = [v for v in graph.value_info if v.name in live]
+    del graph.value_info[:]
+    graph.value_info.extend(vi)
+    return done, skipped
+
+
+def _rewrite_bodies(node: onnx.NodeProto, model: onnx.ModelProto, matches: list[OnnxMatch],
+                    outer: _Builder) -> tuple[list[OnnxMatch], list[NearMiss]]:
+    """Rewrite the bodies of `node` (a copy) that hold `matches` (their `body` starts here)."""
+    from hjplug.passes.onnx.subgraphs import as_model, bodies
+
+    done: list[OnnxMatch] = []
+    skipped: list[NearMiss] = []
+    for attr, body in bodies(node):  # references into `node`: rewritten in place
+        here = [m for m in matches if m.body[0][1] == attr]
+        if not here:
+            continue
+        sub = GraphIndex(as_model(model, body))
+        lifted = [m.inner if len(m.body) == 1 and m.inner is not None else
+                  replace(m, anchor=m.body[1][0], nodes=(m.body[1][0],), body=m.body[1:])
+                  for m in here]
+        more, left = _rewrite(body, sub, [x for x in lifted if x is not None],
+                              _Builder(sub, outer))
+        done += more
+        skipped += left
+    return done, skipped
+
+
+def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...], *,
+         subgraphs: bool = False) -> Wrapped:
+    """A copy of `model` in which each wrappable match is one `hjplug` function call; with
+    `subgraphs`, also the blocks inside If / Loop / Scan bodies (off by default: the statistics
+    outputs of `hjplug.integrations.onnxruntime` extend every HJAttentionStep function but
+    give only top-level calls the new outputs, which a call inside a body would then lack)."""
+    b = _Builder(g)
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    known = {t.name for t in model.graph.initializer} | {v.name for v in model.graph.input}
-    del out.graph.node[:]
-    out.graph.node.extend(_toposort(new_nodes, known))
-    used = {x for n in out.graph.node for x in reads(n)} | {v.name for v in out.graph.output}
-    keep = [t for t in out.graph.initializer if t.name not in b.inlined or t.name in used]
-    del out.graph.initializer[:]
-    out.graph.initializer.extend(keep)
-    live = {x for n in out.graph.node for x in (*reads(n), *n.output)}
-    vi = [v for v in out.graph.value_info if v.name in live]
-    del out.graph.value_info[:]
-    out.graph.value_info.extend(vi)
+    if not subgraphs:
+        matches = tuple(m for m in matches if not m.body)
+    done, skipped = _rewrite(out.graph, g, matches, b)
     out.functions.extend(b.functions)
     if done and not any(o.domain == DOMAIN for o in out.opset_import):
         out.opset_import.append(helper.make_opsetid(DOMAIN, 1))
@@ -225,4 +278,3 @@ def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...]) 
         out.ir_version = max(out.ir_version, MIN_IR_VERSION)
     counts = {name: len(v) for name, v in b.bodies.items()}
     return Wrapped(out, tuple(done), tuple(skipped), counts)
-

@@ -142,7 +142,8 @@ def test_einsum_attention_with_per_head_epsilon(tmp_path):
 def test_value_read_inside_an_if_branch_stays_visible(tmp_path, cond):
     src, dst, report = _rewrite(models.if_reads_softmax(), tmp_path, "if")
     assert [b.kind for b in report.blocks] == ["lse"]
-    assert "subgraphs of If/Loop/Scan are not scanned" in report.notes
+    assert "subgraph bodies of 1 If node(s) scanned: 0 block(s) found inside" in report.notes
+    assert {m.node for m in report.near_misses if m.rule == "subgraph"} == {"branch"}
     (call,) = calls(dst)
     assert list(call.output) == ["P"]  # still defined for the branches
     feeds = {"X": np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32),

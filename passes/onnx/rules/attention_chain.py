@@ -21,6 +21,7 @@ import numpy as np
 
 from hjplug.passes.onnx.graph import GraphIndex
 from hjplug.passes.onnx.records import NearMiss, OnnxMatch
+from hjplug.passes.onnx.rules.attention_params import heads_of, number, query_prescale
 from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
 
 NAME = "attention"
@@ -73,9 +74,9 @@ def _operand_scale(g: GraphIndex, value: str, claimed: set[int]) -> tuple[float,
             value = n.input[0]
             continue
         if n.op_type in ("Mul", "Div"):
-            c = _number(g, n.input[1])
+            c = number(g, n.input[1])
             if c is None and n.op_type == "Mul":
-                c = _number(g, n.input[0])
+                c = number(g, n.input[0])
             if c is not None and c != 0:
                 return (c if n.op_type == "Mul" else 1.0 / c), [*nodes, i]
         break
@@ -96,23 +97,11 @@ def _nan_guard(g: GraphIndex, p: str, claimed: set[int]) -> list[int]:
     return [isnan, where] if ok and len(g.users(w.input[0])) == 1 else []
 
 
-def _number(g: GraphIndex, value: str) -> float | None:
-    """One number: a constant, or computed from shapes only (the TorchScript exporter's SDPA
-    scale √(1/√(Shape(q)[-1])), folded with the static head size)."""
-    c = g.scalar(value)
-    if c is not None:
-        return c
-    arr = g.fold(value)
-    if arr is None or arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
-        return None
-    return float(arr.reshape(()))
-
-
 def _factor(g: GraphIndex, value: str) -> float | np.ndarray | None:
     """A constant scale factor: a number (also one computed from shapes only), or one per head
     (a constant whose only non-1 axis is the head axis −3 of the (…, heads, q, k) scores), else
     None."""
-    c = _number(g, value)
+    c = number(g, value)
     if c is not None:
         return c
     arr = g.constant(value)
@@ -135,6 +124,7 @@ class _Walk:
     scale: float | np.ndarray = 1.0
     runtime_scale: bool = False
     qk: int = -1
+    prescale: float | None = None  # s₀ of a query scaled before its head split (in `scale`)
 
 
 def _forward(g: GraphIndex, out: str, claimed: set[int],
@@ -253,6 +243,9 @@ def _check(g: GraphIndex, i: int, claimed: set[int],
     for operand in (q, kt):
         c, nodes = _operand_scale(g, operand, claimed)
         w.scale, pre = w.scale * c, pre + nodes
+        if operand == q and not nodes and (s0 := query_prescale(g, q)) is not None:
+            w.prescale = s0
+            w.scale = w.scale * s0
     if np.any(np.asarray(w.scale) <= 0):
         return NearMiss(NAME, name, path, f"non-positive attention scale {w.scale}")
     group = tuple(sorted({*pre, w.qk, *w.chain, i, *post, pv}))
@@ -281,9 +274,9 @@ def _bias_factor_notes(factors: list[float | np.ndarray | None]) -> list[str]:
 
 def _match(g: GraphIndex, i: int, group: tuple[int, ...], w: _Walk, q: str,
            kt: str) -> OnnxMatch:
-    qs, ss = g.shape(q) or (), g.shape(g.nodes[w.qk].output[0]) or ()
+    qs = g.shape(q) or ()
     d_head = qs[-1] if qs and isinstance(qs[-1], int) else None
-    heads = ss[-3] if len(ss) >= 4 and isinstance(ss[-3], int) else None
+    heads, heads_why = heads_of(g, w.qk, w.chain)
     notes = [f"{len(w.masks)} mask/bias term(s)"] if w.masks else []
     notes += _bias_factor_notes(w.factors)
     eps: float | tuple[float, ...] | None = _epsilon(w.scale)
@@ -291,6 +284,11 @@ def _match(g: GraphIndex, i: int, group: tuple[int, ...], w: _Walk, q: str,
     if w.runtime_scale:
         eps = None
         notes.append("scale computed at run time: ε not read from a constant")
+    elif w.prescale is not None:
+        s0 = w.prescale
+        notes.append(f"q pre-scaled by s₀ = {s0:.4g} before attention (q = q_proj(x)·s₀, then "
+                     f"scale {w.scale / s0:.4g}): ε = {eps:.4g} = 1/(s₀·scale) in q_proj(x)'s "
+                     "units, as the FX pass records it")
     elif isinstance(eps, tuple):
         notes.append(f"per-head scale: ε differs across {len(eps)} heads")
     elif eps == 1.0:
@@ -302,7 +300,7 @@ def _match(g: GraphIndex, i: int, group: tuple[int, ...], w: _Walk, q: str,
         notes.append(f"Einsum '{g.attr(w.qk, 'equation', b'').decode()}'")
     notes.append("Kᵀ by Transpose" if kt_op == "Transpose" else f"Kᵀ from {kt_op or 'input'}")
     params = {"heads": heads, "d_head": d_head, "scale": scale, "biases": len(w.masks)}
-    evidence = tuple(dict.fromkeys(f"onnx.{g.nodes[k].op_type}" for k in group))
+    evidence = (*dict.fromkeys(f"onnx.{g.nodes[k].op_type}" for k in group), heads_why)
     cls = g.module_class(i)
     return OnnxMatch(NAME, spec(g.block_path(i), eps, params,
                                 evidence + ((cls,) if cls else ()), notes),

@@ -4,7 +4,10 @@
 Exact; ε is the temperature: 1 unless the logits are divided (or multiplied) by a constant right
 before, which joins the block (as does a constant Mul after a ReduceLogSumExp: ε·LSE(z/ε)).
 A softmax between Q·Kᵀ and π·V that the attention rule left only for a Reshape it could not prove
-keeps the key axis stays a near-miss (attention-shaped, not a readout).
+keeps the key axis stays a near-miss (attention-shaped, not a readout). Any other the attention
+rule left whose logits come, through elementwise / view ops only, from a MatMul of two computed
+tensors (Gemma-2's soft-capped scores z = c·tanh(q·kᵀ/(c√d))) is structural, as in the FX pass:
+π = ∇_z LSE(z) holds in the logits, but z is not affine in the input (no rows of W as atoms).
 """
 
 from __future__ import annotations
@@ -21,6 +24,57 @@ _FORMULA = {
     "log_softmax": "log π = z/ε − LSE(z/ε); H(p) = pᵀΣp, atoms = rows of W",
     "logsumexp": "LSE_ε(z) = ε·log Σ exp(z/ε); H(p) = pᵀΣp, atoms = rows of W",
 }
+
+
+_SCORES_FORMULA = ("π = softmax(z/ε) = ∇_z LSE_ε(z) over keys, z = f(q·kᵀ) not affine in the "
+                   "input: no atoms = rows of W")
+_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Neg", "Tanh", "Sigmoid", "Clip", "Min", "Max",
+                "Where", "Cast", "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+                "Expand", "Dropout"}
+_VIEWS = {"Cast", "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze"}
+
+
+def _weight(g: GraphIndex, value: str) -> bool:
+    """A constant, also through views (a tied embedding transposed in the graph)."""
+    for _ in range(4):
+        if g.is_constant(value):
+            return True
+        n = g.node_of(value)
+        if n is None or n.op_type not in _VIEWS:
+            return False
+        value = n.input[0]
+    return False
+
+
+def _attention_scores(g: GraphIndex, z: str, limit: int = 24) -> str | None:
+    """'onnx.MatMul of two computed tensors (q·kᵀ) through onnx.Tanh, …' when the logits `z`
+    come, through elementwise / view ops only, from a contraction of two computed tensors;
+    None otherwise (a readout: x·W with a weight W)."""
+    todo, parent = [z], {z: ""}
+    while todo and len(parent) < limit:
+        value = todo.pop(0)
+        j = g.producer_of(value)
+        if j is None:
+            continue
+        n = g.nodes[j]
+        if n.op_type in ("MatMul", "Einsum") and len(n.input) == 2:
+            if any(_weight(g, x) for x in n.input):
+                continue
+            via, cur = [], parent[value]
+            while cur:
+                op = g.op(cur)
+                if op not in _VIEWS:
+                    via.append(f"onnx.{op}")
+                cur = parent[cur]
+            return f"onnx.{n.op_type} of two computed tensors (q·kᵀ)" + (
+                f" through {', '.join(dict.fromkeys(via))}" if via else "")
+        if n.op_type not in _ELEMENTWISE:
+            continue
+        for x in n.input:
+            if x and x not in parent and not g.is_constant(x):
+                parent[x] = value
+                todo.append(x)
+    return None
 
 
 def _scaling(g: GraphIndex, j: int | None, claimed: set[int]) -> float | None:
@@ -74,11 +128,17 @@ def _check(g: GraphIndex, i: int, claimed: set[int]) -> OnnxMatch | NearMiss:
     if zs is not None and axes:
         d = zs[axes[0]] if -len(zs) <= axes[0] < len(zs) else None
         atoms = d if isinstance(d, int) else None
+    scores = _attention_scores(g, z)
+    if scores is not None:  # a Gibbs average over keys the attention rule did not read
+        notes = (f"softmax over attention scores ({scores}), not a readout of a linear layer: "
+                 f"exact in the logits only, structural in the input; {notes}")
     cls = g.module_class(i)
     spec = HJSpec(
         path=path, kind=BlockKind.LSE,
-        hamiltonian=Hamiltonian(_FORMULA[op], {"op": op, "atoms": atoms}),
-        epsilon=eps, time_step=None, exactness=Exactness.EXACT,
+        hamiltonian=Hamiltonian(_FORMULA[op] if scores is None else _SCORES_FORMULA,
+                                {"op": op, "atoms": atoms}),
+        epsilon=eps, time_step=None,
+        exactness=Exactness.EXACT if scores is None else Exactness.STRUCTURAL,
         evidence=(f"onnx.{n.op_type}",) + ((cls,) if cls else ()), notes=notes,
     )
     return OnnxMatch(NAME, spec, i, tuple(nodes), g.source(tuple(nodes)))
