@@ -62,7 +62,7 @@ def normalize_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, An
     return (example_inputs,), {}
 
 
-_MASK_WORDS = ("mask", "bias")  # inputs whose −inf entries are removed keys, not bad data
+_MASK_WORDS = ("mask", "bias")  # fallback: a −inf input the graph cannot place, named so
 
 
 def _input_names(model: nn.Module | None, args: tuple[Any, ...],
@@ -82,21 +82,37 @@ def _input_names(model: nn.Module | None, args: tuple[Any, ...],
 
 
 def check_finite(args: tuple[Any, ...], kwargs: dict[str, Any],
-                 model: nn.Module | None = None) -> None:
+                 model: nn.Module | None = None,
+                 graph_module: fx.GraphModule | None = None) -> None:
     """Refuse NaN / ±Inf example inputs: under torch.export the values never shape the graph,
     but a NaN or Inf input (usually bad data upstream) makes every output and ε-statistic of
     the example NaN, so it is reported here, at the boundary. Exception: −inf in a float input
-    whose parameter name holds "mask" or "bias" is hjplug's removed-key convention (b_j = −∞,
-    attention_bias.REMOVED_BELOW; e.g. nn.Transformer.generate_square_subsequent_mask)."""
-    for name, param, value in _input_names(model, args, kwargs):
+    the captured `graph_module` uses as an attention mask (hjplug.passes.fx.mask_inputs: added
+    onto q·kᵀ scores before the softmax, SDPA's attn_mask) is hjplug's removed-key convention
+    (b_j = −∞, attention_bias.REMOVED_BELOW; e.g. nn.Transformer.generate_square_subsequent_mask).
+    Without a graph (before capture) −inf is left for the call with the graph; an input the
+    graph cannot place falls back to its name (*mask* / *bias*)."""
+    from hjplug.passes.fx.mask_inputs import input_nodes, used_as_attention_mask
+
+    entries = _input_names(model, args, kwargs)
+    nodes: list[Any] = ([None] * len(entries) if graph_module is None else
+                        input_nodes(graph_module, args, kwargs, [p for _, p, _ in entries]))
+    for (name, param, value), node in zip(entries, nodes, strict=True):
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             nan = int(torch.isnan(value).sum())
             neg = int(torch.isneginf(value).sum())
             inf = int(torch.isinf(value).sum())
-            is_mask = any(w in param.lower() for w in _MASK_WORDS)
+            if not nan and inf == neg and (graph_module is None or not neg):
+                continue
+            if node is not None:
+                is_mask = used_as_attention_mask(node, graph_module)
+            else:
+                is_mask = any(w in param.lower() for w in _MASK_WORDS)
             if nan or inf > (neg if is_mask else 0):
-                why = ("; −inf is accepted only in float mask / bias inputs (a parameter named "
-                       "*mask* or *bias*: removed keys)" if neg and not is_mask else "")
+                why = ("; −inf is accepted only in float mask inputs the model uses as an "
+                       "attention mask (added onto the q·kᵀ scores before the softmax, or SDPA's "
+                       "attn_mask: removed keys), and this one is not" if neg and not is_mask
+                       else "")
                 raise NonFiniteInputError(
                     f"example input {name!r} ({tuple(value.shape)}) holds {nan} NaN and {inf} Inf "
                     f"values out of {value.numel()}; hjplug reads blocks from finite example "
@@ -205,6 +221,8 @@ def capture(
     method: "auto" (torch.export, then symbolic_trace for plain modules), "export" or "fx".
     dynamic: export batch / sequence sizes as dynamic (Dim.AUTO); falls back to the example
     shapes, with a note, where the model specialises them.
+    check: refuse NaN / +inf inputs before the capture, −inf in inputs the captured graph does
+    not use as attention masks after it (check_finite).
     """
     if not isinstance(model, nn.Module):
         raise CaptureError(
@@ -214,6 +232,14 @@ def capture(
     args, kwargs = normalize_inputs(example_inputs)
     if check:
         check_finite(args, kwargs, model)
+    got = _capture(model, args, kwargs, method, dynamic)
+    if check:
+        check_finite(args, kwargs, model, got.graph_module)
+    return got
+
+
+def _capture(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], method: str,
+             dynamic: bool) -> Captured:
     injected: dict[str, Any] = {}
     if "use_cache" not in kwargs and _accepts(model, "use_cache"):
         injected["use_cache"] = False

@@ -1,4 +1,5 @@
-"""Explicit time loops of aten.lstm / gru / rnn_* with ε-deformed gates (σ(z/ε), tanh(z/ε)).
+"""Explicit time loops of aten.lstm / gru / rnn_* with ε-deformed gates (σ(z/ε), tanh(z/ε)),
+and single steps of their *_cell forms (nn.LSTMCell / GRUCell / RNNCell).
 
 At ε = 1 they equal the fused ops; ε = 0 gives hard gates (σ → Heaviside, tanh → sign).
 An LSTM with proj_size carries a fifth weight W_hr per layer and direction: h = (o⊙tanh(c)) W_hrᵀ.
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from hjplug.modules.activation import deformed_activation
 
-__all__ = ["run_recurrent"]
+__all__ = ["run_cell", "run_recurrent"]
 
 Gate = Callable[[str, Tensor], Tensor]
 _CHUNKS = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -78,3 +79,22 @@ def run_recurrent(kind: str, args: Sequence[object], eps: float,
         x = torch.cat(outs, -1) if dirs == 2 else outs[0]
     out = x if batch_first else x.transpose(0, 1)
     return (out, *(torch.stack(f, 0) for f in finals))
+
+
+def run_cell(kind: str, args: Sequence[object], eps: float,
+             emit: Callable[[str, Tensor], None] | None = None) -> Tensor | tuple[Tensor, ...]:
+    """Evaluate aten.<kind>(input, hx, w_ih, w_hh[, b_ih, b_hh]) (kind: lstm_cell, gru_cell,
+    rnn_tanh_cell, rnn_relu_cell) with gates at ε: (h', c') for LSTM, h' otherwise."""
+    x, hx, w_ih, w_hh = args[:4]
+    biases = [b for b in args[4:6] if b is not None]
+    w = (w_ih, w_hh, *biases) if len(biases) == 2 else (w_ih, w_hh)
+
+    def gate(op: str, z: Tensor) -> Tensor:
+        out = deformed_activation(op, z, eps)
+        if emit is not None:
+            emit("gate", out)
+        return out
+
+    state = tuple(hx) if isinstance(hx, list | tuple) else (hx,)  # type: ignore[arg-type]
+    out = _cell(kind.removesuffix("_cell"), x, state, w, gate)  # type: ignore[arg-type]
+    return out if kind == "lstm_cell" else out[0]

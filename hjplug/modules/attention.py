@@ -3,6 +3,8 @@
     out_i = Σ_j π_ij v_j,   π_i = softmax(q_i·k_j/ε + (ε₀/ε)·b_ij),   ε₀ = 1/scale (√d_head)
 
 With W_j = M x_j (M = W_Q W_Kᵀ) this is the gradient of LSE_ε in the query: exact (paper-notes §4).
+A query the model pre-scales (q = q_proj(x)·s₀, OPT / Whisper) is read in q_proj(x)'s units:
+the step's ε is 1/(s₀·scale) (√d_head there), and it evaluates q·k/(s₀·ε), the same logits.
 The model's own bias b (mask, ALiBi, relative position) is part of the atoms' initial data
 ε₀·b, so a deformed ε rescales the whole logit vector: z = z₀·ε₀/ε, a softmax temperature
 (attention_bias.py; the Hugging Face path does the same). ε = 0 gives hard-max attention:
@@ -11,6 +13,7 @@ uniform over the argmax keys of z₀ = s/ε₀ + b; masked keys (b = −∞) sta
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -96,6 +99,8 @@ class HJAttentionStep(HJStep):
     mode "sdpa": forward(q, k, v[, attn_mask]) with the original SDPA flags.
     mode "eager": forward(q, kᵀ, v, *side) where `core` replays the original matmul → scale →
     (+bias) → softmax → matmul chain exactly; `bias_slots`: which side inputs are additive biases.
+    `q_prescale` = s₀ when the q it gets is q_proj(x)·s₀: ε (and ε₀) are in q_proj(x)'s units,
+    logits z = q·k/(s₀·ε) + (ε₀/ε)·b.
 
     Hook points: "scores" (logits z, [..., Sq, Sk]), "weights" (π), "output", and "stats" (an
     AttentionStepStats: lse, entropy, k_i, top-k). Paths, one visible branch in `forward`:
@@ -118,8 +123,13 @@ class HJAttentionStep(HJStep):
         core: fx.GraphModule | None = None,
         bias_slots: tuple[int, ...] = (),
         deform_core: fx.GraphModule | None = None,
+        q_prescale: float = 1.0,
     ) -> None:
         super().__init__(spec)
+        if not (math.isfinite(q_prescale) and q_prescale > 0):
+            raise InvalidArgumentError("q_prescale", "a finite number > 0", q_prescale,
+                                       where=type(self).__name__)
+        self.q_prescale = float(q_prescale)
         self.mode = mode
         self.sdpa_kwargs = dict(sdpa_kwargs or {})
         self.core = core
@@ -152,14 +162,16 @@ class HJAttentionStep(HJStep):
                 return F.scaled_dot_product_attention(q, k, v, mask, **self.sdpa_kwargs)
             assert self.core is not None
             return self.core(q, k, v, *side)
+        s0 = self.q_prescale  # ε in q_proj(x)'s units: the q given here carries s₀
         e = self._epsilon
-        eps0 = float(self._eps0)  # type: ignore[arg-type]
+        eps0 = float(self._eps0) * s0  # type: ignore[arg-type]
         if isinstance(e, tuple):  # one ε per head: z = (q/ε_h)·k + (ε₀/ε_h)·b, ε = 1 on scaled q
-            q = self._per_head_queries(q, e)
+            q = self._per_head_queries(q, tuple(x * s0 for x in e))
             eps = 1.0
-            gain: float | Tensor = torch.tensor([eps0 / x for x in e], dtype=torch.float64)
+            gain: float | Tensor = torch.tensor([eps0 / (x * s0) for x in e],
+                                                dtype=torch.float64)
         else:
-            eps = float(e)  # type: ignore[arg-type]
+            eps = float(e) * s0  # type: ignore[arg-type]
             gain = eps0 / eps if eps > 0 else 1.0  # finite biases scale with the logits
         if self.mode != "sdpa" and self.deform_core is not None:
             if eps == 0:
@@ -169,7 +181,7 @@ class HJAttentionStep(HJStep):
             if self._requested_topk() is not None and not self._explicit_observed():
                 warn_fallback(f"HJAttentionStep({self._spec.path})", _REPLAYED, q.is_cuda)
             out, z = self.deform_core(q, k, v, *side, eps0 / eps)  # softmax input z₀·ε₀/ε
-            self._emit_replayed(z, eps)
+            self._emit_replayed(z, eps / s0)
             self._emit("output", out)
             return out
         sdpa = self.mode == "sdpa"
@@ -188,7 +200,7 @@ class HJAttentionStep(HJStep):
             masks = [scale_bias(m, gain) for m in (mask, *biases) if m is not None]
             call = kernel_call(q, k, v, masks, causal, eps, k_transposed=not sdpa)
             if isinstance(call, KernelCall):
-                out = self._kernel_forward(call, eps, topk)
+                out = self._kernel_forward(call, eps, topk, eps / s0)
                 self._emit("output", out)
                 return out
             reason = call
@@ -203,7 +215,7 @@ class HJAttentionStep(HJStep):
         out = gibbs_attention(q, k, v, eps, mask=mask, biases=biases, causal=causal,
                               k_transposed=not sdpa, emit=emit, bias_gain=gain, eps0=eps0)
         if topk is not None:
-            self._emit("stats", explicit_stats(seen["z"], eps, topk, reason))  # type: ignore[arg-type]
+            self._emit("stats", explicit_stats(seen["z"], eps / s0, topk, reason))  # type: ignore[arg-type]
         self._emit("output", out)
         return out
 
@@ -231,9 +243,10 @@ class HJAttentionStep(HJStep):
             st = explicit_stats(z, eps, topk, _REPLAYED)
             self._emit("stats", st)  # type: ignore[arg-type]
 
-    def _kernel_forward(self, call: KernelCall, eps: float, topk: int | None) -> Tensor:
-        """out from hj_attention (scale = 1/ε); statistics emitted as AttentionStepStats unless
-        topk is None (no "stats" observer)."""
+    def _kernel_forward(self, call: KernelCall, eps: float, topk: int | None,
+                        shown: float) -> Tensor:
+        """out from hj_attention (scale = 1/ε on the q given); statistics emitted as
+        AttentionStepStats (ε recorded as `shown`, q_proj(x)'s units) unless topk is None."""
         from hjplug.kernels import hj_attention
         from hjplug.kernels.registry import choose
 
@@ -244,7 +257,7 @@ class HJAttentionStep(HJStep):
         extra = None if call.v.shape[-1] == call.q.shape[-1] else "value head dim differs"
         used = choose("hj_attention", call.q, call.k, call.v, head_dim=call.q.shape[-1],
                       topk=topk, unsupported=extra)
-        stats = AttentionStepStats(r.lse, r.entropy, visible_keys(call), eps, used.backend, "",
+        stats = AttentionStepStats(r.lse, r.entropy, visible_keys(call), shown, used.backend, "",
                                    r.topk_weights, r.topk_indices)
         self._emit("stats", stats)  # type: ignore[arg-type]
         return r.out.squeeze(0) if call.squeeze else r.out

@@ -1,7 +1,6 @@
 """Families that pre-scale q (Whisper, OPT, BART: q = q_proj(x)·s₀, attention at scale 1): the FX
-record keeps ε = 1 (relative to the scaled q) and says so — s₀ in the notes and params, the ε in
-q_proj(x)'s units that the Hugging Face path records — in SDPA and eager; never "folded into
-the weights"."""
+record gives ε in q_proj(x)'s units, 1/s₀ = √d_head (what the Hugging Face path records), and
+says so — s₀ in the notes and params — in SDPA and eager; never "folded into the weights"."""
 
 from __future__ import annotations
 
@@ -46,7 +45,7 @@ def test_prescaled_query_is_noted(family, impl: str) -> None:
     assert blocks and len(blocks) == (3 if family is _whisper else 1)
     s0 = 8 ** -0.5  # head dim 8
     for b in blocks:
-        assert b.epsilon == pytest.approx(1.0)
+        assert b.epsilon == pytest.approx(math.sqrt(8))
         assert b.hamiltonian.params["q_prescale"] == pytest.approx(s0)
         assert "q pre-scaled by s₀ = 0.3536" in b.notes, b.notes
         assert f"ε = {math.sqrt(8):.4g}" in b.notes

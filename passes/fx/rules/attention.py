@@ -2,6 +2,9 @@
 
     π = softmax(s·q kᵀ + B),  out = π v,   ε = 1/s  (√d_head when s is SDPA's default)
 
+A query pre-scaled by the model (q = q_proj(x)·s₀, OPT / Whisper) is read in q_proj(x)'s units,
+as the Hugging Face path does: ε = 1/(s₀·s), and the step carries s₀.
+
 Exact (paper-notes §4): LSE in the query with atoms W_j = M x_j, M = W_Q W_Kᵀ, biases b_j (masked
 key = atom removed). Grouped-query, causal / padding / sliding-window masks, relative or ALiBi
 biases and RoPE are noted in the record.
@@ -146,6 +149,9 @@ def _sdpa(ctx: RuleContext, node: fx.Node) -> Match | NoMatch:
     if s0 is not None:
         notes.append(_prescale_note(s0, 1.0 / eps))
         params["q_prescale"] = s0
+        eps /= s0
+    elif scale == 1.0:
+        notes.append("SDPA at scale 1 (ε = 1; any 1/√d folded into the weights)")
     flags = {"dropout_p": 0.0, "is_causal": bool(a.get("is_causal", False)),
              "scale": scale, "enable_gqa": bool(a.get("enable_gqa", False))}
     folded = _constant_mask_kind(ctx, mask) if isinstance(mask, fx.Node) else None
@@ -159,7 +165,8 @@ def _sdpa(ctx: RuleContext, node: fx.Node) -> Match | NoMatch:
                  ("aten.scaled_dot_product_attention", module_class(node)),
                  list(dict.fromkeys(notes)))
     return Match(NAME, spec, node, frozenset({node}), (Rewrite(node, args),),
-                 lambda s: HJAttentionStep(s, mode="sdpa", sdpa_kwargs=flags))
+                 lambda s: HJAttentionStep(s, mode="sdpa", sdpa_kwargs=flags,
+                                           q_prescale=s0 or 1.0))
 
 
 def _scalar(x: Any) -> float | None:
@@ -261,15 +268,17 @@ _CONTRACT = _MATMUL | {"einsum", "baddbmm"}
 
 def _query_prescale(q: Any, depth: int = 8) -> float | None:
     """s₀ when the query reaches attention as q_proj(x)·s₀ (or /c) through reshapes / transposes
-    (OPT, BART, Whisper, Marian: q pre-scaled, then SDPA / q·kᵀ at scale 1); None otherwise.
-    The recorded ε = 1/scale then refers to the scaled q; in q_proj(x)'s units it is 1/(s₀·scale)
-    (what the Hugging Face path records)."""
+    (OPT, BART, Whisper, Marian: q pre-scaled, then SDPA / q·kᵀ at scale 1); None otherwise
+    (also for c = 1, and c < 0: that q is read as it is). The recorded ε is then
+    1/(s₀·scale), in q_proj(x)'s units (what the Hugging Face path records)."""
     x = q
     while isinstance(x, fx.Node) and depth > 0:
         name = op_name(x)
         if name in ("mul", "div") and len(x.args) > 1:
             c = _scalar(x.args[1])
-            return None if not c else (c if name == "mul" else 1.0 / c)
+            if not c or c <= 0 or c == 1.0 or not math.isfinite(c):  # c < 0: q is −|c|·q_proj
+                return None
+            return c if name == "mul" else 1.0 / c
         if name not in _CAST | _SHAPE | _VIEWS:
             return None
         x, depth = x.args[0], depth - 1
@@ -298,9 +307,9 @@ def _heads_per_batch(q: Any, bh: Any, d: Any, depth: int = 10) -> int | None:
 
 
 def _prescale_note(s0: float, scale: float) -> str:
-    return (f"q pre-scaled by s₀ = {s0:.4g} before attention (q = q_proj(x)·s₀, not folded into "
-            f"ε): ε = {1.0 / scale:.4g} refers to the scaled q; in q_proj(x)'s units ε = "
-            f"{1.0 / (s0 * scale):.4g} (the Hugging Face path records that)")
+    return (f"q pre-scaled by s₀ = {s0:.4g} before attention (q = q_proj(x)·s₀, then scale "
+            f"{scale:.4g}): ε = {1.0 / (s0 * scale):.4g} = 1/(s₀·scale) in q_proj(x)'s units, as "
+            f"the Hugging Face path records (logits q_proj(x)·k/ε; the step applies s₀)")
 
 
 
@@ -448,6 +457,7 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     s0 = _query_prescale(q)
     if s0 is not None:
         notes.append(_prescale_note(s0, scale))
+        eps /= s0
     elif scale == 1.0:
         notes.append("no explicit scale (ε = 1; any 1/√d folded into the weights)")
     if prescaled:
@@ -481,7 +491,7 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     return Match(NAME, spec, sm, frozenset((*chain, *scaled.values())),
                  (Rewrite(pv, tuple(inputs)),),
                  lambda s: HJAttentionStep(s, mode="eager", core=core, bias_slots=bias_slots,
-                                           deform_core=deform))
+                                           deform_core=deform, q_prescale=s0 or 1.0))
 
 
 _GATE_OPS = {"sigmoid", "div", "div_", "mul", "mul_", "add", "add_", "sub", "rsub", "relu",

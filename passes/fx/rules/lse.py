@@ -68,7 +68,9 @@ def _attention_scores(z: fx.Node, limit: int = 24) -> str | None:
                     parent[a] = n
                     todo.append(a)
             continue
-        ops = [a for a in n.args[:3] if isinstance(a, fx.Node)]
+        args = n.args[1] if name == "einsum" and len(n.args) == 2 and isinstance(
+            n.args[1], list | tuple) else n.args[1:] if name == "einsum" else n.args[:3]
+        ops = [a for a in args if isinstance(a, fx.Node)]  # einsum(eq, [q, k]) or (eq, q, k)
         ops = ops[1:] if name == "baddbmm" else ops  # baddbmm(bias, q, kᵀ)
         if len(ops) < 2 or not all(_activation_like(a) for a in ops[:2]):
             continue

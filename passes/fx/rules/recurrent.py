@@ -1,4 +1,5 @@
-"""Rule `recurrent`: fused aten.lstm / gru / rnn_tanh / rnn_relu ops and hand-written gated cells.
+"""Rule `recurrent`: fused aten.lstm / gru / rnn_tanh / rnn_relu ops (and their *_cell forms, one
+block per nn.*Cell module) and hand-written gated cells.
 
     RNN  h' = tanh(W h + U x + b):  Euler step (Δt = 1) of ḣ = −h + tanh(·)
     LSTM / GRU: gated Euler steps; σ gates = 2-atom Gibbs weights (ε = 1)
@@ -23,6 +24,10 @@ _FUSED = {
     "rnn_relu": "RNN: h' = relu(Wh + Ux + b); ℋ = p·(−h + relu(·))",
 }
 _CELL = "gated cell: h' = gates ⊙ candidates; σ gates = 2-atom Gibbs weights"
+_CELL_OPS = {  # one step per call: nn.LSTMCell / GRUCell / RNNCell in a Python loop
+    "lstm_cell": _FUSED["lstm"], "gru_cell": _FUSED["gru"],
+    "rnn_tanh_cell": _FUSED["rnn_tanh"], "rnn_relu_cell": _FUSED["rnn_relu"],
+}
 
 
 def _fused(node: fx.Node, kind: str) -> Match:
@@ -47,6 +52,35 @@ def _fused(node: fx.Node, kind: str) -> Match:
     target = node.target
     return Match(NAME, spec, node, frozenset({node}), (Rewrite(node, tuple(node.args)),),
                  lambda s: HJRecurrentStep(s, target=target))
+
+
+def _fused_cells(ctx: RuleContext) -> list[Match | NoMatch]:
+    """aten.<kind>_cell calls grouped by module (one nn.*Cell): one block, each call a step."""
+    from hjplug.modules.recurrent import HJRecurrentStep
+
+    groups: dict[tuple[str, str], list[fx.Node]] = {}
+    for node in ctx.graph.nodes:
+        kind = op_name(node)
+        if kind in _CELL_OPS and node not in ctx.claimed:
+            groups.setdefault((module_path(node) or "(root)", kind), []).append(node)
+    out: list[Match | NoMatch] = []
+    for (path, kind), nodes in groups.items():
+        first = nodes[0]
+        if any(n.target != first.target for n in nodes):
+            out.append(NoMatch(NAME, first.name, path, f"aten.{kind} calls of differing overloads"))
+            continue
+        params = {"calls": len(nodes), "bias": len(first.args) > 4 and first.args[4] is not None}
+        spec = HJSpec(
+            path=path, kind=BlockKind.RECURRENT, hamiltonian=Hamiltonian(_CELL_OPS[kind], params),
+            epsilon=1.0, time_step="1 per call" if kind.startswith("rnn") else
+            "1 per call; per-coordinate from the gates", exactness=Exactness.STRUCTURAL,
+            evidence=(f"aten.{kind}", module_class(first)), notes=kind,
+        )
+        target = first.target
+        out.append(Match(NAME, spec, first, frozenset(nodes),
+                         tuple(Rewrite(n, tuple(n.args), dict(n.kwargs)) for n in nodes),
+                         lambda s, t=target: HJRecurrentStep(s, target=t)))
+    return out
 
 
 _VIEWS = {"getitem", "chunk", "split", "split_with_sizes", "unbind", "slice", "select", "view",
@@ -114,7 +148,9 @@ class RecurrentRule:
             kind = op_name(node)
             if kind in _FUSED and node not in ctx.claimed:
                 out.append(_fused(node, kind))
-        return out + _cells(ctx)
+        cells = _fused_cells(ctx)
+        ctx.claimed.update(n for m in cells if isinstance(m, Match) for n in m.claims)
+        return out + cells + _cells(ctx)
 
 
 RULE = RecurrentRule()

@@ -3,7 +3,8 @@
     x_{l+1} = x_l + h·F(x_l)   forward Euler of ẋ = ∂ℋ/∂p,  ℋ(x, p, θ) = p·F(x, θ),  h = 1
 
 Deterministic (ε = 0); structural. An add whose operands are independent, or whose update holds
-no learned map (e.g. x + 0.044715·x³ inside a GELU), is a near-miss.
+no learned map (e.g. x + 0.044715·x³ inside a GELU), is a near-miss — except the sum of the two
+branches of a parallel residual x + F₁(x) + F₂(x) (GPT-J, GPT-NeoX), which is part of F.
 """
 
 from __future__ import annotations
@@ -106,12 +107,18 @@ def _check(ctx: RuleContext, node: fx.Node) -> Match | NoMatch | None:
         return NoMatch(NAME, node.name, path,
                        "x + g(x) with no learned map in g (elementwise, not a residual block)")
     f_mod = _update_module(path, update)
+    notes = "forward Euler; co-state p_l = (I + h∂F/∂x)ᵀ p_{l+1} is backprop (exact)"
+    branches = _parallel_branches(ctx, update, skip_passthrough(skip))
+    if branches is not None:
+        f_mod = " + ".join(_update_module(path, b) for b in branches[1:])
+        notes += ("; parallel residual: F(x) = F₁(x) + F₂(x), both branches read x "
+                  "(x + attn(x) + mlp(x), GPT-J / GPT-NeoX)")
     spec = HJSpec(
         path=path or "(root)", kind=BlockKind.RESIDUAL,
         hamiltonian=Hamiltonian("ℋ = p·F(x); x ← x + h·F(x)", {"F": f_mod}),
         epsilon=0.0, time_step=alpha, exactness=Exactness.STRUCTURAL,
         evidence=(f"aten.{op_name(node)}", f"aten.{op_name(learned)}", module_class(node)),
-        notes="forward Euler; co-state p_l = (I + h∂F/∂x)ᵀ p_{l+1} is backprop (exact)",
+        notes=notes,
     )
     skip_first = skip is a
 
@@ -120,7 +127,26 @@ def _check(ctx: RuleContext, node: fx.Node) -> Match | NoMatch | None:
 
         return HJResidualStep(s, skip_first=skip_first, alpha=alpha)
 
-    return Match(NAME, spec, node, frozenset({node}), (Rewrite(node, (skip, update)),), make)
+    claims = frozenset({node, branches[0]} if branches else {node})  # the branch sum: in F
+    return Match(NAME, spec, node, claims, (Rewrite(node, (skip, update)),), make)
+
+
+def _parallel_branches(ctx: RuleContext, update: fx.Node, skip: fx.Node
+                       ) -> tuple[fx.Node, fx.Node, fx.Node] | None:
+    """(sum, F₁, F₂) when the update is F₁(x) + F₂(x) of two branches that each read the skip x
+    and not each other (a parallel residual); None otherwise."""
+    u = skip_passthrough(update)
+    if not isinstance(u, fx.Node) or op_name(u) != "add" or len(u.args) < 2:
+        return None
+    f1, f2 = u.args[0], u.args[1]
+    if not (isinstance(f1, fx.Node) and isinstance(f2, fx.Node)):
+        return None
+    dep = ctx.index.depends_on
+    if not (dep(f1, skip) and dep(f2, skip)) or dep(f1, f2) or dep(f2, f1):
+        return None
+    if None in (_learned_between(ctx, f1, skip), _learned_between(ctx, f2, skip)):
+        return None
+    return u, f1, f2
 
 
 class ResidualRule:
