@@ -21,8 +21,15 @@ import torch
 from torch import Tensor, nn
 
 from hjplug.instrument.recorder import Recorder
-from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats, normalized
-from hjplug.modules.attention_stats import explicit_stats
+from hjplug.instrument.stats import (
+    covariance_norm,
+    empty_undefined,
+    gap_from_topk,
+    logits_stats,
+    nan_flags,
+    normalized,
+)
+from hjplug.modules.attention_stats import explicit_stats, removed_to_inf
 from hjplug.modules.base import tropical_softmax
 
 __all__ = ["attach_fx", "attention_steps", "is_fx", "lse_steps", "recurrent_steps"]
@@ -95,10 +102,16 @@ def _eps_vector(step: Any, H: int, like: Tensor, identified: bool = False) -> Te
 
 def _per_batch(step: Any) -> int | None:
     """H of a step whose tensors are 3-D [B·H, S, d] (the rule's `heads_per_batch`), so its
-    statistics [1, B·H, Sq] are recorded as [B, H, Sq]; None otherwise (or under per-head ε,
-    which is one value per B·H slice there)."""
+    statistics [1, B·H, Sq] are recorded as [B, H, Sq] and its ε as [H]; None otherwise, or
+    when a per-slice ε tuple is not one ε per head repeated over the batch (ε_{b·H+h} = ε_h,
+    as `hjplug.deform(..., heads=...)` sets it)."""
     h = step.spec.hamiltonian.params.get("heads_per_batch")
-    return h if isinstance(h, int) and h > 0 and not isinstance(step.epsilon, tuple) else None
+    if not isinstance(h, int) or isinstance(h, bool) or h <= 0:
+        return None
+    e = step.epsilon
+    if isinstance(e, tuple) and (len(e) % h or any(e[i] != e[i % h] for i in range(len(e)))):
+        return None
+    return h
 
 
 def _split(t: Tensor | None, h: int | None) -> Tensor | None:
@@ -126,7 +139,7 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
             rec.notes.append(f"{prefix} ({path}): statistics from the step's logits are "
                              "recorded detached (grad=True covers kernel-path statistics)")
         with torch.no_grad():
-            z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+            z4 = removed_to_inf(z.detach()).reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
             z4 = _split(z4, _per_batch(step)) if z.dim() == 3 else z4  # type: ignore[assignment]
             B, H, Tq, Tk = z4.shape
             need_top = max(rec.topk if "topk" in rec.stats else 0, 2 if "gap" in rec.stats else 0)
@@ -134,9 +147,10 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
             tropical = bool((eps <= 0).all())  # z is z₀ = s/ε₀ + b, π its hard max
             if tropical:
                 st = explicit_stats(z4, 0.0, need_top, "")
-                vals = {"lse": st.lse, "entropy": st.entropy, "keys": st.keys,
-                        "normalized_entropy": normalized(st.entropy, st.keys),
-                        "nan": torch.isnan(st.entropy)}
+                ent = empty_undefined(st.entropy, st.keys)  # k = 0: no distribution
+                vals = {"lse": st.lse, "entropy": ent, "keys": st.keys,
+                        "normalized_entropy": normalized(ent, st.keys),
+                        "nan": (st.keys > 0) & torch.isnan(ent)}
                 if need_top:
                     vals["topk_weights"], vals["topk_indices"] = st.topk_weights, st.topk_indices
             else:
@@ -183,11 +197,12 @@ def _stats_cb(rec: Recorder, prefix: str, path: str, need_top: int
             h = _per_batch(step)
             st = replace(st, **{f: _split(getattr(st, f), h) for f in _STAT_FIELDS})
             keep = (lambda t: t) if rec.grad else (lambda t: t.detach())
-            lse, ent, keys = keep(st.lse), keep(st.entropy), st.keys
+            lse, keys = keep(st.lse), st.keys
+            ent = empty_undefined(keep(st.entropy), keys)  # k = 0: no distribution
             H = lse.shape[-2]
             eps = _eps_vector(step, H, lse)
             vals = {"lse": lse, "entropy": ent, "normalized_entropy": normalized(ent, keys),
-                    "keys": keys, "nan": torch.isnan(lse) | torch.isnan(ent), "epsilon": eps,
+                    "keys": keys, "nan": nan_flags(lse, ent, keys), "epsilon": eps,
                     "value": _value(step, eps, lse, st.zmax)}
             if need_top and st.topk_weights is not None:
                 tw, ti = keep(st.topk_weights), st.topk_indices

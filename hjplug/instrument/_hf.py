@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from hjplug.instrument.recorder import Recorder
-from hjplug.instrument.stats import covariance_norm, gap_from_topk
+from hjplug.instrument.stats import covariance_norm, empty_undefined, gap_from_topk, nan_flags
 
 __all__ = ["attach_hf", "ensure_enabled", "is_hf", "visible_keys"]
 
@@ -50,8 +50,9 @@ def visible_keys(call: Any) -> Tensor:
 
 def nan_rows(lse: Tensor, ent: Tensor, keys: Tensor) -> Tensor:
     """Rows whose statistics are not trustworthy: NaN, or lse = −inf although keys are visible
-    (a NaN score that a backend reported as an empty row)."""
-    return torch.isnan(lse) | torch.isnan(ent) | ((keys > 0) & torch.isneginf(lse))
+    (a NaN score that a backend reported as an empty row); rows with no key are empty, not NaN
+    (their undefined entropy is NaN by convention, see hjplug.instrument.names)."""
+    return nan_flags(lse, ent, keys)
 
 
 def _on_stats(rec: Recorder) -> Callable[[Any], None]:
@@ -103,6 +104,7 @@ def _on_call_stats(rec: Recorder, prefix: str, path: str, need_top: int
         smax: Tensor | None = None
         if st is None:  # tropical or soft-capped heads: the integration's readable eager path
             st, smax = _eager_stats(call, need_top)
+        st["entropy"] = empty_undefined(st["entropy"], st["keys"])  # k = 0: no distribution
         eps = call.epsilon(call.lam()).to(st["lse"].dtype)  # [H]
         e = eps.view(1, -1, 1)
         value = e * st["lse"]  # [B, H, Sq]

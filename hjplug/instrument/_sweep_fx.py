@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument._fx import _eps_vector
 from hjplug.instrument._sweep_hf import resolve_heads
 from hjplug.instrument.fixed_curve import FixedCurve, entropy_of_logits
 from hjplug.instrument.sweep import Block, fold_inputs, fold_scan, run_model
@@ -24,22 +25,26 @@ class FXDriver:
     def __init__(self, model: nn.Module, layers: Any, heads: Any) -> None:
         from hjplug.instrument._fx import attention_steps
         from hjplug.instrument.context import fx_layers
+        from hjplug.instrument.fx_deformation import step_heads
 
         self.model = model
         self.steps = attention_steps(model)
         self.chosen = fx_layers(self.steps, layers, _WHERE, model)
         self.heads = None
-        if heads is not None:
-            counts = [self.steps[i][1].spec.hamiltonian.params.get("heads") for i in self.chosen]
-            if not all(isinstance(n, int) for n in counts):
+        if heads is not None:  # H (not B·H) for 3-D [B·H, S, d] layouts
+            counts = [step_heads(self.steps[i][1])[1] for i in self.chosen]
+            known = [n for n in counts if n is not None]
+            if len(known) != len(counts):
                 raise InvalidArgumentError("heads", "None: a chosen step's head count is not "
                                            "known statically", heads, where=_WHERE)
-            self.heads = resolve_heads(heads, min(counts), _WHERE)
+            self.heads = resolve_heads(heads, min(known), _WHERE)
         self.paths = [p for p, _ in self.steps]
         self.n_blocks = len(self.steps)
         self.max_heads = 1
         self.nheads = [1] * self.n_blocks
         self.notes: list[str] = []
+        self.masks: list[Tensor | None] = []  # query-validity stack (track_attention_mask)
+        self.real_rows: dict[int, Tensor | None] = {}  # step → real query rows [B, Sq]
 
     def heads_of(self, i: int) -> list[int]:
         if i not in self.chosen:
@@ -47,10 +52,13 @@ class FXDriver:
         return list(self.heads) if self.heads is not None else list(range(self.nheads[i]))
 
     def enter(self, stack: ExitStack) -> None:
-        pass
+        from hjplug.instrument._masks import track_attention_mask
+
+        self.masks = track_attention_mask(self.model, stack)
 
     def run(self, inputs: Any, lam: float, nxt: float | None) -> Block:
         from hjplug.instrument.context import deform
+        from hjplug.instrument.recorder import query_valid
         from hjplug.instrument.stats import logits_stats
         from hjplug.modules.attention_bias import is_removed
 
@@ -58,14 +66,13 @@ class FXDriver:
 
         def obs(i: int) -> Any:
             def fn(step: Any, point: str, z: Tensor) -> None:
-                z4 = z.detach().reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+                z4 = _heads4(step, z.detach())  # [B, H, Tq, Tk]
                 H = z4.shape[1]
                 if len(self.nheads) and self.nheads[i] < H:
                     self.nheads[i] = H
                     self.max_heads = max(self.max_heads, H)
                 st = logits_stats(z4)
-                e = step.epsilon  # one ε, or one per head
-                eps_h = torch.tensor(e if isinstance(e, tuple) else (float(e),) * H)  # [H]
+                eps_h = _eps_vector(step, H, z4).to(torch.float64).cpu()  # [H]
                 probe = None
                 if nxt is not None and i in self.chosen and bool((eps_h > 0).all()):
                     # the same inputs at λ_{s+1}: z = z₀·ε₀/ε, so z₁ = z·ε_h/ε′_h per head
@@ -77,6 +84,7 @@ class FXDriver:
                     z1 = torch.where(is_removed(z4), zd, zd * ratio)  # removed atoms stay
                     probe = logits_stats(z1)["entropy"]
                 got[i] = (st["entropy"], st["keys"], st["nan"], eps_h, probe)
+                self.real_rows[i] = query_valid(self.masks, st["keys"])
             return fn
 
         with ExitStack() as stack:
@@ -96,7 +104,7 @@ class FXDriver:
 
         def grab(i: int) -> Any:
             def fn(step: Any, point: str, z: Tensor) -> None:
-                z4 = removed_to_inf(z.detach()).reshape(-1, *z.shape[-3:])  # [B, H, Tq, Tk]
+                z4 = _heads4(step, removed_to_inf(z.detach()))  # [B, H, Tq, Tk]
                 out[i] = entropy_of_logits(z4.to(torch.promote_types(z4.dtype, torch.float32)),
                                            lam)
             return fn
@@ -131,15 +139,16 @@ class FXDriver:
             run_model(self.model, inputs)
         if "z" not in cap:
             raise HJPlugError(f"{_WHERE}: step {path} emitted no scores; no fold scan.")
-        q = cap["q"].reshape(-1, *cap["q"].shape[-3:])  # [B, H, Tq, D]
+        # the step's ε is in q_proj(x)'s units when the model pre-scaled q by s₀ (q_prescale)
+        q = _heads4(step, cap["q"]) / float(getattr(step, "q_prescale", 1.0))  # [B, H, Tq, D]
         k = cap["k"] if step.mode == "sdpa" else cap["k"].transpose(-1, -2)
-        k = k.reshape(-1, *k.shape[-3:])
+        k = _heads4(step, k)
         if k.shape[1] != q.shape[1]:
             k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         if not 0 <= head < q.shape[1]:
             raise InvalidArgumentError("fold_head", f"(layer, head in [0, {q.shape[1]}))",
                                        fold_head, where=_WHERE)
-        z = cap["z"].reshape(-1, *cap["z"].shape[-3:])
+        z = _heads4(step, cap["z"])
         K, qa, qb, ia, ib = fold_inputs(k[0, head], q[0, head], z[0, head] > float("-inf"),
                                         fold_queries)
         eps0 = float(step.identified_epsilon)
@@ -147,3 +156,12 @@ class FXDriver:
         src = (f"layers.{layer}.attn head {head} ({path}), batch 0, path q_{ia} → q_{ib}, "
                f"{K.shape[0]} key atoms in d = {K.shape[1]}, b = 0, ε = λ·{eps0:.4g}")
         return scan.folds, scan, src
+
+
+def _heads4(step: Any, t: Tensor) -> Tensor:
+    """A step tensor [..., H, T, ·] as [B, H, T, ·]; a 3-D [B·H, T, ·] one split into [B, H, T, ·]
+    where the rule read H (`heads_per_batch`), so head h is head h of every batch element."""
+    from hjplug.instrument._fx import _per_batch, _split
+
+    t4 = t.reshape(-1, *t.shape[-3:])
+    return _split(t4, _per_batch(step)) if t.dim() == 3 else t4  # type: ignore[return-value]

@@ -69,6 +69,8 @@ class HFDriver:
         self.chosen = resolve_layers(layers, self.paths)
         self.heads = resolve_heads(heads, min(self.nheads[i] for i in self.chosen))
         self.notes: list[str] = []
+        self.masks: list[Tensor | None] = []  # query-validity stack (track_attention_mask)
+        self.real_rows: dict[int, Tensor | None] = {}  # block → real query rows [B, Sq]
 
     def heads_of(self, i: int) -> list[int]:
         if i not in self.chosen:
@@ -77,12 +79,15 @@ class HFDriver:
 
     def enter(self, stack: ExitStack) -> None:
         from hjplug.instrument._hf import ensure_enabled
+        from hjplug.instrument._masks import track_attention_mask
 
         ensure_enabled(self.model, stack)
+        self.masks = track_attention_mask(self.model, stack)
 
     def run(self, inputs: Any, lam: float, nxt: float | None) -> Block:
         from hjplug.instrument._hf import nan_rows
         from hjplug.instrument._tap import tap
+        from hjplug.instrument.recorder import query_valid
         from hjplug.integrations.huggingface import deform, record
 
         got: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
@@ -91,6 +96,7 @@ class HFDriver:
         def cb(st: Any) -> None:
             bad = nan_rows(st.lse, st.entropy, st.keys)
             got[st.index] = (st.entropy, st.keys, bad, st.epsilon)
+            self.real_rows[st.index] = query_valid(self.masks, st.keys)
 
         def probe(i: int) -> Any:
             def fn(call: Any) -> None:

@@ -64,6 +64,9 @@ def attribute(model: nn.Module | tuple[Tensor, Tensor], inputs: Any = None,
     if layer is None or head is None:
         raise InvalidArgumentError("layer/head", "both given for a model (attention block index "
                                    "and head index)", (layer, head), where=_WHERE)
+    from hjplug.instrument.sweep import check_inputs
+
+    check_inputs(inputs, _WHERE)
     if is_hf(model):
         p, lse, keys, eps_h, src = _hf(model, inputs, layer, head, batch)
     elif is_fx(model):

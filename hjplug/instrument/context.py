@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from hjplug.errors import HJPlugError, InvalidArgumentError
+from hjplug.instrument._masks import track_attention_mask
 from hjplug.instrument.names import DEFAULT_STATS, check_stats
 from hjplug.instrument.recorder import Recorder
 
@@ -145,45 +146,3 @@ def _found(model: nn.Module | None) -> str:
     what = ", ".join(f"{c} {k}" for k, c in kinds.items()) or "no HJ"
     return f"{what} step{'s' * (sum(kinds.values()) != 1)} in a converted " \
            f"{getattr(model, 'source_class', type(model).__name__)}"
-
-
-def _mask_argument(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
-                   ) -> Tensor | None:
-    """The top-level call's 2-D `attention_mask` [B, S] (keyword, or positional where the
-    forward's signature names it), else None. Encoder-decoder models: None (the encoder's mask
-    says nothing about decoder queries)."""
-    cfg = getattr(model, "config", None)
-    if getattr(cfg, "is_encoder_decoder", False):
-        return None
-    mask = kwargs.get("attention_mask")
-    if mask is None and args:
-        import inspect
-
-        try:
-            mask = inspect.signature(model.forward).bind_partial(*args, **kwargs
-                                                                  ).arguments.get("attention_mask")
-        except (TypeError, ValueError):
-            mask = None
-    if not isinstance(mask, Tensor) or mask.dim() != 2:
-        return None
-    if mask.is_floating_point() and bool((mask.detach() < 0).any()):
-        return None  # an additive (0 / −inf) mask, not the 1 / 0 form
-    return mask.detach() != 0
-
-
-def track_attention_mask(model: nn.Module, stack: ExitStack) -> list[Tensor | None]:
-    """A stack whose top is the query-validity mask [B, S] (bool, True = real token) of the
-    top-level `model` call in progress (None: no 2-D attention_mask); hooks live on `stack`."""
-    masks: list[Tensor | None] = []
-
-    def pre(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        masks.append(_mask_argument(m, args, kwargs))
-
-    def post(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        if masks:
-            masks.pop()
-
-    stack.callback(model.register_forward_pre_hook(pre, with_kwargs=True).remove)
-    stack.callback(model.register_forward_hook(post, always_call=True).remove)
-    return masks
-

@@ -13,7 +13,7 @@ see moved inputs, so they need not be monotone; these isolate each head's own re
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -49,10 +49,12 @@ def entropy_of_qk(q: Tensor, k: Tensor, scale: float, causal: bool, lam: Sequenc
 
 def curves(blocks: FixedCurve, heads_of: Callable[[int], list[int]], lam: Sequence[float],
            paths: Sequence[str], shape: tuple[int, int, int], tol: float,
-           real: Tensor | None = None) -> tuple[Tensor, Tensor, list[MonotonicityViolation], int]:
+           real: Tensor | Mapping[int, Tensor | None] | None = None
+           ) -> tuple[Tensor, Tensor, list[MonotonicityViolation], int]:
     """(mean H [S, L, Hmax], mean H/log k, violations, rows × steps checked) for the chosen
     heads (NaN elsewhere); rows with k ≤ 1 or a non-finite entropy are left out, and padded
-    queries (`real` [B, Sq] False) from the means (not from the monotonicity check)."""
+    queries (`real` [B, Sq] False, one for all blocks or one per block index) from the means
+    (not from the monotonicity check)."""
     S, L, Hmax = shape
     ent = torch.full((S, L, Hmax), math.nan, dtype=torch.float64)
     nent = ent.clone()
@@ -63,8 +65,9 @@ def curves(blocks: FixedCurve, heads_of: Callable[[int], list[int]], lam: Sequen
         valid = (keys > 1) & torch.isfinite(e).all(-1)  # [B, H, Sq]
         nrm = normalized(e, keys.unsqueeze(-1).expand_as(e))
         mean_ok = valid
-        if real is not None and real.shape == (keys.shape[0], keys.shape[2]):
-            mean_ok = valid & real.to(valid.device)[:, None, :]
+        rows = real.get(i) if isinstance(real, Mapping) else real
+        if rows is not None and rows.shape == (keys.shape[0], keys.shape[2]):
+            mean_ok = valid & rows.to(valid.device)[:, None, :]
         for h in heads_of(i):
             ok = valid[:, h]
             for s in range(S):

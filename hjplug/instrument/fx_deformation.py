@@ -10,7 +10,7 @@ from torch import nn
 
 from hjplug.errors import InvalidArgumentError
 
-__all__ = ["FXDeformation"]
+__all__ = ["FXDeformation", "step_heads"]
 
 
 class FXDeformation:
@@ -59,18 +59,34 @@ def _values(step: Any, lam: float, heads: Sequence[int] | int | None, where: str
     eps0 = float(step.identified_epsilon)
     if heads is None:
         return lam * eps0
-    n = step.spec.hamiltonian.params.get("heads")
-    if not isinstance(n, int):
+    slices, n = step_heads(step)
+    if n is None or slices is None:
         raise InvalidArgumentError("heads", f"None for {step.spec.path} (its head count is not "
                                    "known statically)", heads, where=where)
+    merged = "" if slices == n else (f" (3-D [B·H, S, d] layout, H = {n}: head h is deformed "
+                                     "in every batch element)")
     items = [heads] if isinstance(heads, int) else list(heads)
     for h in items:
         if isinstance(h, bool) or not isinstance(h, int) or not -n <= h < n:
-            raise InvalidArgumentError("heads", f"head indices in [0, {n}) of {step.spec.path}",
-                                       h, where=where)
+            raise InvalidArgumentError("heads", f"head indices in [0, {n}) of "
+                                       f"{step.spec.path}{merged}", h, where=where)
     if lam == 0:
         raise InvalidArgumentError("scale", "> 0 when heads are chosen on an FX-converted model "
                                    "(the hard-max limit is per block: heads=None)", lam,
                                    where=where)
     chosen = {h % n for h in items}
-    return tuple(lam * eps0 if h in chosen else eps0 for h in range(n))
+    # one ε per dim −3 slice of q: slice b·H + h is head h of batch element b
+    return tuple(lam * eps0 if s % n in chosen else eps0 for s in range(slices))
+
+
+def step_heads(step: Any) -> tuple[int | None, int | None]:
+    """(slices on the queries' dim −3, heads H) of an attention step: equal for [B, H, S, d];
+    (B·H, H) for a 3-D [B·H, S, d] layout whose H the rule read (`heads_per_batch`), where one
+    ε per head is one ε per slice with ε_{b·H+h} = ε_h. (None, None) when not known."""
+    params = step.spec.hamiltonian.params
+    n, per = params.get("heads"), params.get("heads_per_batch")
+    if not isinstance(n, int) or isinstance(n, bool):
+        return None, None
+    if isinstance(per, int) and not isinstance(per, bool) and per > 0 and n % per == 0:
+        return n, per
+    return n, n

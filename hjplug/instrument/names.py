@@ -23,6 +23,12 @@ Statistic (request name → stored names), per head h and query / row i (paper-n
     weights      weights [B, H, Sq, Sk]     the full π (only when asked)
 Always stored: epsilon, keys (k_i, unmasked keys; int64) and nan (bool: the row's statistics
 are NaN — flagged, never averaged).
+
+Rows with no visible key (k_i = 0: every key masked, e.g. left-padded queries) have no Gibbs
+distribution: lse = log Σ_∅ = −∞, value = −∞, entropy / normalized_entropy / gap / curvature
+undefined (NaN), top-k weight 0 with index −1, π = 0; they are not flagged in `nan` (nothing went
+wrong) and, like every row with k_i ≤ 1, never averaged. (Eager transformers attention, whose
+finfo.min mask leaves all masked keys at one logit, returns π uniform over every key there.)
 """
 
 from __future__ import annotations

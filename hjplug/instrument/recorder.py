@@ -7,15 +7,21 @@
 
 Hook names and statistics are documented in `hjplug.instrument.names`.
 
-Padded batches: when the top-level forward of a Hugging Face (decoder-only or encoder-only) model
-or of an `hjplug.convert` result is called with a 2-D `attention_mask` [B, S] (1 = real token;
-keyword, or positional for HF models), each attention call whose statistics are [B, H, S] (self-
-attention over the whole input) also records "<prefix>.query_valid", bool [B, S] (True = real
-query). Padded queries still see the real keys (masks remove keys only), so their rows are
-excluded from the summary's valid rows: `(keys > 1) & ~nan & query_valid`. Calls with another
-Sq (cross-attention, cached decode steps), calls without such a mask, and encoder-decoder models
-get all-True rows (once the entry exists, it has one tensor per "keys" call). Recorded
-statistics themselves are unchanged (padded rows stay in rec["layers.i.attn.entropy"]).
+Padded batches: when the top-level forward of a Hugging Face (decoder-only or encoder-only)
+model or of an `hjplug.convert` result is called with a 2-D `attention_mask` [B, S] (1 = real
+token; keyword, or positional for HF models), each attention call whose statistics are [B, H, S]
+(self-attention over the whole input) — and each per-position readout [B, S] (an LM head) —
+also records "<prefix>.query_valid", bool [B, S] (True = real query). Padded queries still see
+the real keys (masks remove keys only), so their rows are excluded from the summary's valid
+rows: `(keys > 1) & ~nan & query_valid`. Encoder-decoder HF models: each stack's own mask —
+encoder self-attention rows by `attention_mask`, decoder self- and cross-attention rows (decoder
+queries) by `decoder_attention_mask` (the encoder mask removes padded *keys* of cross-attention;
+it never marks decoder rows). Multi-tower models (CLIP, …): the text mask never marks the rows
+of a vision / audio tower. Converted models: each step's rows by the mask its captured graph
+routes to it (hjplug.instrument._masks). Calls with another Sq (cached decode steps) and calls
+without such a mask get all-True rows (once the entry exists, it has one tensor per "keys"
+call). Recorded statistics themselves are unchanged (padded rows stay in
+rec["layers.i.attn.entropy"]).
 """
 
 from __future__ import annotations
@@ -73,12 +79,16 @@ class Recorder:
                 self._data.setdefault(f"{prefix}.{name}", []).append(
                     t if self.grad else t.detach())
         keys = values.get("keys")
-        if kind == "attention" and keys is not None and "keys" in wanted:
+        per_row = (kind == "attention" and keys is not None and keys.dim() == 3) or (
+            kind == "readout" and keys is not None and keys.dim() == 2)  # [B, H, Sq] / [B, S]
+        if per_row and "keys" in wanted:
+            assert keys is not None
             self._put_query_valid(prefix, keys)
 
     def _put_query_valid(self, prefix: str, keys: Tensor) -> None:
         """Append this call's query validity [B, Sq] (see module docstring), keeping one entry
-        per "keys" call once any call had a matching attention_mask."""
+        per "keys" call once any call had a matching attention_mask (keys [B, H, Sq], or [B, S]
+        for a per-position readout such as an LM head)."""
         qv = query_valid(self.masks, keys)
         name = f"{prefix}.query_valid"
         if qv is None and name not in self._data:
@@ -165,7 +175,7 @@ class Recorder:
             head_dim = 1 if kind == "attention" and ent.dim() == 3 else None
             eps = self._opt(prefix, "epsilon")
             n_heads = ent.shape[1] if head_dim else 1
-            qv = self._opt(prefix, "query_valid") if head_dim else None  # [B, Sq] or None
+            qv = self._opt(prefix, "query_valid")  # [B, Sq] or None
             for h in range(n_heads):
                 def sel(t: Tensor | None, h: int = h, hd: int | None = head_dim
                         ) -> Tensor | None:
@@ -278,10 +288,11 @@ class Recorder:
 
 
 def query_valid(masks: list[Tensor | None], keys: Tensor) -> Tensor | None:
-    """[B, Sq] bool for an attention call with statistics [B, H, Sq] when the current top-level
-    mask (top of `masks`) is [B, Sq] (self-attention over the whole input), else None."""
+    """[B, Sq] bool for an attention call with statistics [B, H, Sq] (or a readout with [B, S])
+    when the current mask (top of `masks`) is [B, Sq] (the whole input), else None."""
     m = masks[-1] if masks else None
-    if m is None or keys.dim() != 3 or tuple(m.shape) != (keys.shape[0], keys.shape[2]):
+    if m is None or keys.dim() not in (2, 3) or tuple(m.shape) != (keys.shape[0],
+                                                                    keys.shape[-1]):
         return None
     return m.to(device=keys.device, dtype=torch.bool)
 

@@ -35,8 +35,10 @@ def regime(normalized_entropy: float) -> str:
 class HeadSummary:
     """One attention head (or one readout / gate) summarised over every recorded row.
 
-    rows: rows with k ≥ 2 and finite statistics (the ones averaged); nan_rows: rows flagged NaN
-    (excluded from every mean and counted here). Means are NaN where a statistic was not recorded.
+    rows: rows with k ≥ 2, finite statistics and a real (unpadded) query (the ones averaged);
+    nan_rows: rows flagged NaN (excluded from every mean and counted here; rows with no visible
+    key, whose entropy is undefined, are not NaN rows). Means are NaN where a statistic was not
+    recorded.
     """
 
     name: str  # canonical prefix, e.g. "layers.3.attn"
@@ -209,6 +211,8 @@ class Attribution:
     weights [R, N]: π_ij = ∂f_i/∂b_j (f = ε·LSE((W x + b)/ε), the HJ value); each row sums to 1
     (checked: sum_error = max |Σ_j π_ij − 1| over rows with a visible key and finite weights).
     value [R]: f_i; keys [R]: visible atoms; nan [R]: rows flagged NaN (not checked, not hidden).
+    A row with no visible key (keys = 0) has no distribution: weights 0, value = −∞ (the empty
+    sum), top-k index −1; it is neither checked nor flagged.
     """
 
     weights: Tensor

@@ -4,7 +4,8 @@
 For each λ_s (ascending) one forward runs with the chosen heads deformed. Entropy per head is the
 mean over rows with k_i ≥ 2 and finite statistics (NaN rows are counted, never averaged) and,
 with a 2-D attention_mask among the inputs, over real (unpadded) query rows only, as
-`Recorder.summary`; the monotonicity check covers every row.
+`Recorder.summary` (encoder-decoder models: encoder blocks by `attention_mask`, decoder self-
+and cross-attention by `decoder_attention_mask`); the monotonicity check covers every row.
 Monotonicity: in the same forward, every chosen head's π is re-evaluated at λ_{s+1} *with the
 same q, k* (the readable eager path, independent of the kernel that produced H at λ_s); since
 ∂H(π_i)/∂ε = Var_π(z_i)/ε³ ≥ 0, any H(λ_{s+1}) < H(λ_s) − tol·(1 + H) is reported as a bug.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -32,7 +33,7 @@ from hjplug.errors import HJPlugError, InvalidArgumentError
 from hjplug.instrument.records import MonotonicityViolation, SweepResult
 from hjplug.instrument.stats import normalized, safe_mean
 
-__all__ = ["EntropyMonotonicityWarning", "check_scales", "run_model", "sweep"]
+__all__ = ["EntropyMonotonicityWarning", "check_inputs", "check_scales", "run_model", "sweep"]
 
 _WHERE = "hjplug.sweep"
 Progress = Callable[[int, int], None]
@@ -62,18 +63,38 @@ def check_scales(scales: Any, where: str = _WHERE) -> list[float]:
 def _query_rows(model: nn.Module, inputs: Any) -> Tensor | None:
     """Real (unpadded) query rows [B, S] of the inputs' 2-D attention_mask, as the recorder's
     summary uses them (padded queries still see the real keys: left out of the means)."""
-    from hjplug.instrument.context import _mask_argument
+    from hjplug.instrument._masks import mask_argument
 
-    if isinstance(inputs, dict):
-        return _mask_argument(model, (), inputs)
+    if isinstance(inputs, Mapping):
+        return mask_argument(model, (), dict(inputs))
     args = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
-    return _mask_argument(model, args, {})
+    return mask_argument(model, args, {})
+
+
+def _block_rows(driver: Any, i: int, real: Tensor | None) -> Tensor | None:
+    """Real query rows [B, Sq] of block i: the ones the driver saw in its last call of that block
+    (HF: per encoder / decoder stack of encoder-decoder models), else the inputs' mask."""
+    seen: dict[int, Tensor | None] = getattr(driver, "real_rows", {})
+    return seen.get(i, real)
+
+
+def check_inputs(inputs: Any, where: str = _WHERE) -> None:
+    """Refuse inputs `run_model` cannot call a model with (before anything is hooked)."""
+    ok = isinstance(inputs, tuple | list | Tensor) or (
+        isinstance(inputs, Mapping) and all(isinstance(k, str) for k in inputs))
+    if not ok:
+        raise InvalidArgumentError(
+            "inputs", "the model's inputs: a dict of keyword arguments (called as "
+            "model(**inputs)), a tuple / list of positional arguments (model(*inputs)) or one "
+            "tensor (model(inputs))", inputs if not isinstance(inputs, Mapping) else
+            f"a mapping with keys {list(inputs)[:4]}", where=where)
 
 
 def run_model(model: nn.Module, inputs: Any) -> Any:
-    """model(**inputs) for a dict, model(*inputs) for a tuple / list, else model(inputs)."""
+    """model(**inputs) for a mapping (dict, a tokenizer's BatchEncoding), model(*inputs) for a
+    tuple / list, else model(inputs)."""
     with torch.no_grad():
-        if isinstance(inputs, dict):
+        if isinstance(inputs, Mapping):
             return model(**inputs)
         if isinstance(inputs, tuple | list):
             return model(*inputs)
@@ -112,6 +133,7 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
     from hjplug.instrument.fixed_curve import FixedCurve, curves
 
     lam = check_scales(scales)
+    check_inputs(inputs)
     if not (isinstance(tol, int | float) and tol >= 0):
         raise InvalidArgumentError("tol", "a number ≥ 0", tol, where=_WHERE)
     if is_hf(model):
@@ -141,8 +163,9 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
                 row: dict[int, tuple[list[float], list[float], list[float]]] = {}
                 for i, (e, k, bad, ev, probe) in blocks.items():
                     valid = (k > 1) & ~bad  # [B, H, Sq]
-                    if real is not None and real.shape == (k.shape[0], k.shape[2]):
-                        means_ok = valid & real.to(valid.device)[:, None, :]  # padded rows out
+                    rows = _block_rows(driver, i, real)
+                    if rows is not None and rows.shape == (k.shape[0], k.shape[2]):
+                        means_ok = valid & rows.to(valid.device)[:, None, :]  # padded rows out
                     else:
                         means_ok = valid
                     nrm = normalized(e, k)
@@ -181,8 +204,9 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
             eps_t[s, i, :len(ev)] = torch.tensor(ev, dtype=torch.float64)
     fixed_ent = fixed_nent = None
     if fixed_blocks is not None:
-        fixed_ent, fixed_nent, more, n_fixed = curves(fixed_blocks, driver.heads_of, lam,
-                                                      driver.paths, (S, L, Hmax), tol, real)
+        fixed_ent, fixed_nent, more, n_fixed = curves(
+            fixed_blocks, driver.heads_of, lam, driver.paths, (S, L, Hmax), tol,
+            {i: _block_rows(driver, i, real) for i in fixed_blocks})
         violations += more
         checked += n_fixed
     if violations:

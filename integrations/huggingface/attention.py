@@ -147,6 +147,7 @@ def _deliver(state: ModuleState, scale: float, lam: Tensor | None, lse: Tensor, 
         value = e * lse  # [B, H, Sq]
         if smax is not None:  # tropical heads (ε_h = 0): value = max_j s_ij / scaling
             value = torch.where(e > 0, value, smax.detach().to(lse.dtype) / scale)
+        ent = torch.where(keys == 0, torch.full_like(ent, float("nan")), ent)  # no distribution
         kf = keys.to(ent.dtype)
         norm = torch.where(keys > 1, ent / kf.clamp_min(2).log(),
                            torch.full_like(ent, float("nan")))

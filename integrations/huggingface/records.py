@@ -8,7 +8,10 @@ z_ij = (scaling·q_i·k_j + b_ij) / λ_h (λ_h = deformation, ε_h = λ_h / scal
     H_i      = −Σ_j π_ij log π_ij = lse_i − E_π[z_i] (nats)
     H_i / log k_i,  k_i = number of unmasked keys   (NaN where k_i ≤ 1)
 
-Masked keys are removed atoms (π = 0), never uniform weights.
+Masked keys are removed atoms (π = 0), never uniform weights. A query with no visible key
+(k_i = 0) has no Gibbs distribution: out_i = 0, lse_i = log Σ_∅ = −∞, value_i = −∞, H_i
+undefined (NaN), top-k weight 0 / index −1. (Eager transformers attention instead returns π
+uniform over all masked keys there: its finfo.min mask leaves them at one logit.)
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class AttentionStats:
     epsilon   [H]          effective ε_h = λ_h / scaling (0 = tropical / hard-max)
     lse       [B, H, Sq]   log Σ_j exp(z_ij)
     value     [B, H, Sq]   ε_h · lse_i
-    entropy   [B, H, Sq]   H(π_i) in nats
+    entropy   [B, H, Sq]   H(π_i) in nats (NaN where k_i = 0: undefined)
     normalized_entropy [B, H, Sq]  H(π_i)/log k_i (NaN where k_i ≤ 1)
     keys      [B, H, Sq]   k_i, unmasked keys (int64)
     backend   "kernel" (hjplug.kernels.hj_attention, blockwise) or "eager" (readable fallback)

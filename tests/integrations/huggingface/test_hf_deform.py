@@ -134,6 +134,8 @@ def test_entropy_is_non_decreasing_in_scale(name: str) -> None:
             keys = mine[0].keys
         e = torch.stack(ent)  # [scale, B, H, Sq]
         assert keys is not None
+        assert torch.isnan(e[:, keys == 0]).all()  # no visible key: entropy undefined
+        e = e.masked_fill(keys == 0, 0.0)
         assert torch.all(e[1:] - e[:-1] >= -1e-5), f"block {block}: entropy decreased"
         assert torch.all(e[-1] <= keys.clamp_min(1).log() + 1e-5)  # H ≤ log k
         assert (e[-1] - e[0]).max() > 0.5  # the sweep moves: particle → wave
