@@ -30,6 +30,9 @@ def hj_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None,
     absolute position i + Sk − Sq; j ≤ i + Sk − Sq when causal). Top-k among exactly equal
     weights: the Triton kernel keeps the lowest key indices (in ascending order), the reference
     twin torch.topk's order.
+    A row with no visible key (all removed, or causal / window leaving none): out = 0,
+    lse = −inf, entropy 0 as a fill value (H of an empty distribution is undefined; the
+    instrumentation records NaN there), top-k weights 0 with index −1; its gradients are 0.
     """
     scale_f, win = check_attention(q, k, v, scale, bias, window, topk)
     out, lse, ent, tw, ti, _ = ops.hj_attention_op(q, k, v, bias, scale_f, bool(causal), win, topk)
