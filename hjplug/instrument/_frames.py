@@ -12,7 +12,7 @@ __all__ = ["frame"]
 def frame(columns: dict[str, list[Any]], where: str) -> Any:
     """A pandas DataFrame of `columns`; a clear HJPlugError when pandas is missing."""
     try:
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
     except ImportError as exc:
         raise HJPlugError(
             f"{where}: needs pandas, which is not installed (expected an importable 'pandas'). "

@@ -68,9 +68,9 @@ def recurrent_steps(model: Any) -> list[tuple[str, Any]]:
 
 
 def _gate_hook(rec: Recorder, i: int, path: str) -> Callable[..., None]:
-    """Forward hook of a recurrent step: the σ gates of a fused one-layer LSTM / GRU call as
-    2-atom Gibbs weights of {z/ε, 0} (z recomputed from the call's inputs and weights); other
-    layouts (and ε = 0) only noted."""
+    """Forward hook of a recurrent step: the σ gates of a fused one-layer LSTM / GRU call, or of
+    one aten.lstm_cell / gru_cell call, as 2-atom Gibbs weights of {z/ε, 0} (z recomputed from
+    the call's inputs and weights); other layouts (and ε = 0) only noted."""
     from hjplug.instrument._readouts import _note_not_instrumented, fused_gate_preacts, gate_stats
 
     def hook(step: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
@@ -79,8 +79,12 @@ def _gate_hook(rec: Recorder, i: int, path: str) -> Callable[..., None]:
             _note_not_instrumented(rec, i, path, "hand-written cell" if eps > 0 else
                                    "hard gates at ε = 0")
             return
+        op = str(step.spec.notes)
+        if op in ("rnn_tanh_cell", "rnn_relu_cell"):
+            _note_not_instrumented(rec, i, path, "RNN cell: no σ gate")
+            return
         with torch.no_grad():
-            pre = fused_gate_preacts(str(step.spec.notes), args, output)
+            pre = fused_gate_preacts(op, args, output)
             if pre is None:
                 _note_not_instrumented(rec, i, path)
                 return
@@ -103,15 +107,13 @@ def _eps_vector(step: Any, H: int, like: Tensor, identified: bool = False) -> Te
 def _per_batch(step: Any) -> int | None:
     """H of a step whose tensors are 3-D [B·H, S, d] (the rule's `heads_per_batch`), so its
     statistics [1, B·H, Sq] are recorded as [B, H, Sq] and its ε as [H]; None otherwise, or
-    when a per-slice ε tuple is not one ε per head repeated over the batch (ε_{b·H+h} = ε_h,
-    as `hjplug.deform(..., heads=...)` sets it)."""
+    when its ε is a per-slice tuple rather than one ε per head (the step tiles an H-tuple over
+    the batch: ε_{b·H+h} = ε_h, as `hjplug.deform(..., heads=...)` sets it)."""
     h = step.spec.hamiltonian.params.get("heads_per_batch")
     if not isinstance(h, int) or isinstance(h, bool) or h <= 0:
         return None
     e = step.epsilon
-    if isinstance(e, tuple) and (len(e) % h or any(e[i] != e[i % h] for i in range(len(e)))):
-        return None
-    return h
+    return None if isinstance(e, tuple) and len(e) != h else h
 
 
 def _split(t: Tensor | None, h: int | None) -> Tensor | None:
@@ -151,7 +153,7 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
                 vals = {"lse": st.lse, "entropy": ent, "keys": st.keys,
                         "normalized_entropy": normalized(ent, st.keys),
                         "nan": (st.keys > 0) & torch.isnan(ent)}
-                if need_top:
+                if need_top and st.topk_weights is not None and st.topk_indices is not None:
                     vals["topk_weights"], vals["topk_indices"] = st.topk_weights, st.topk_indices
             else:
                 vals = logits_stats(z4, need_top)
@@ -165,7 +167,7 @@ def _attention_cb(rec: Recorder, prefix: str, path: str, cell: dict[str, Tensor]
             p = None
             if {"weights", "curvature"} & set(rec.stats):
                 p = tropical_softmax(z4.float()) if tropical else _softmax(z4)  # [B, H, Tq, Tk]
-            if "weights" in rec.stats:
+            if "weights" in rec.stats and p is not None:
                 vals["weights"] = p
             if "curvature" in rec.stats and "k" in cell and p is not None:
                 k = cell["k"]

@@ -68,7 +68,7 @@ def _on_stats(rec: Recorder) -> Callable[[Any], None]:
             if st.topk_weights.shape[-1] >= 2:
                 vals["gap"], vals["gap_ratio"] = gap_from_topk(st.topk_weights, st.keys)
         rec.put(f"layers.{st.index}.attn", st.path, "attention", vals)
-    cb.wants_grad = rec.grad  # type: ignore[attr-defined]  (read by the integration)
+    cb.wants_grad = rec.grad  # type: ignore[attr-defined]  # read by the integration
     return cb
 
 

@@ -5,9 +5,10 @@ Readout (LM head over the vocabulary, classifier head, MoE router): logits z = W
 ‖Cov_π(W)‖₂/ε ≤ max_j ‖W_j‖²/ε of f(x) = LSE(W x + b) in the readout input x.
 
 Gates of nn.LSTM / nn.GRU (one layer, unidirectional, unpacked input) and nn.LSTMCell /
-nn.GRUCell: each σ(z) is the Gibbs weight of the 2-atom LSE {z, 0} with ε = 1 (structural reading
-of the cell; exact for the gate itself): lse = softplus(z), H = softplus(z) − z·σ(z), k = 2,
-gap Δ/ε = |z|. Gate pre-activations are recomputed from the hooked inputs and the cell weights.
+nn.GRUCell (also as FX lstm_cell / gru_cell steps, `cell_gate_preacts`): each σ(z) is the Gibbs
+weight of the 2-atom LSE {z, 0} with ε = 1 (structural reading of the cell; exact for the gate
+itself): lse = softplus(z), H = softplus(z) − z·σ(z), k = 2, gap Δ/ε = |z|. Gate
+pre-activations are recomputed from the hooked inputs and the cell weights.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +26,8 @@ from torch import Tensor, nn
 from hjplug.instrument.recorder import Recorder
 from hjplug.instrument.stats import covariance_norm, gap_from_topk, logits_stats
 
-__all__ = ["attach_readouts", "find_gates", "find_readouts", "fused_gate_preacts", "gate_stats",
-           "readout_stats"]
+__all__ = ["attach_readouts", "cell_gate_preacts", "find_gates", "find_readouts",
+           "fused_gate_preacts", "gate_stats", "readout_stats"]
 
 _MOE = re.compile(r"moe|sparse|expert|router", re.IGNORECASE)
 GATES = {"LSTM": ("input", "forget", None, "output"), "GRU": ("reset", "update", None)}
@@ -102,6 +103,10 @@ def _gate_preacts(mod: nn.Module, args: tuple[Any, ...], output: Any) -> dict[st
     if not isinstance(x, Tensor):
         return None  # PackedSequence
     kind = "LSTM" if isinstance(mod, nn.LSTM | nn.LSTMCell) else "GRU"
+    w_ih: Tensor
+    w_hh: Tensor
+    b_ih: Tensor | None
+    b_hh: Tensor | None
     if isinstance(mod, nn.LSTMCell | nn.GRUCell):
         hx = args[1] if len(args) > 1 and args[1] is not None else None
         h = (hx[0] if isinstance(hx, tuple) else hx) if hx is not None else x.new_zeros(
@@ -109,7 +114,9 @@ def _gate_preacts(mod: nn.Module, args: tuple[Any, ...], output: Any) -> dict[st
         seq_x, seq_h = x.unsqueeze(-2), h.unsqueeze(-2)  # [B, 1, ·]
         w_ih, w_hh, b_ih, b_hh = mod.weight_ih, mod.weight_hh, mod.bias_ih, mod.bias_hh
     else:
-        if mod.num_layers != 1 or mod.bidirectional or getattr(mod, "proj_size", 0):
+        if not isinstance(mod, nn.LSTM | nn.GRU):
+            return None
+        if mod.num_layers != 1 or mod.bidirectional or mod.proj_size:
             return None
         out = output[0]
         if x.dim() == 2:
@@ -122,8 +129,9 @@ def _gate_preacts(mod: nn.Module, args: tuple[Any, ...], output: Any) -> dict[st
         h0 = out.new_zeros(out.shape[0], 1, out.shape[-1]) if h0 is None else (
             h0.reshape(-1, out.shape[0], out.shape[-1])[0].unsqueeze(1))
         seq_x, seq_h = x, torch.cat([h0, out[:, :-1]], dim=1)  # h_{t−1}
-        w_ih, w_hh = mod.weight_ih_l0, mod.weight_hh_l0
-        b_ih, b_hh = getattr(mod, "bias_ih_l0", None), getattr(mod, "bias_hh_l0", None)
+        w_ih, w_hh = cast(Tensor, mod.weight_ih_l0), cast(Tensor, mod.weight_hh_l0)
+        b_ih = cast("Tensor | None", getattr(mod, "bias_ih_l0", None))
+        b_hh = cast("Tensor | None", getattr(mod, "bias_hh_l0", None))
     res = _preacts(kind, seq_x, seq_h, (w_ih, w_hh, b_ih, b_hh))
     if isinstance(mod, nn.LSTMCell | nn.GRUCell):
         res = {n: t.squeeze(-2) for n, t in res.items()}
@@ -144,7 +152,9 @@ def fused_gate_preacts(op: str, args: tuple[Any, ...], output: Any) -> dict[str,
     """Gate pre-activations [B, T, U] of a fused aten.lstm / aten.gru call (an FX recurrent
     step's arguments: input, hx, params, has_biases, layers, dropout, train, bidirectional,
     batch_first), or None for a layout not instrumented (multi-layer, bidirectional, projected,
-    another op)."""
+    another op); aten.lstm_cell / gru_cell calls: `cell_gate_preacts`."""
+    if op in ("lstm_cell", "gru_cell"):
+        return cell_gate_preacts(op, args)
     kind = {"lstm": "LSTM", "gru": "GRU"}.get(op)
     if kind is None or len(args) < 9 or not isinstance(output, tuple | list):
         return None
@@ -158,6 +168,18 @@ def fused_gate_preacts(op: str, args: tuple[Any, ...], output: Any) -> dict[str,
     seq_h = torch.cat([h0[0].unsqueeze(1), out[:, :-1]], dim=1)  # h_{t−1}
     w = (*params, None, None) if not has_biases else tuple(params)
     return _preacts(kind, x, seq_h, w)
+
+
+def cell_gate_preacts(op: str, args: tuple[Any, ...]) -> dict[str, Tensor] | None:
+    """Gate pre-activations z = W_ih x + b_ih + W_hh h + b_hh [B, U] of one aten.lstm_cell /
+    gru_cell call (input, hx, w_ih, w_hh[, b_ih, b_hh]; LSTM hx = (h, c)), or None."""
+    kind = {"lstm_cell": "LSTM", "gru_cell": "GRU"}.get(op)
+    if kind is None or len(args) < 4 or not isinstance(args[0], Tensor):
+        return None
+    x, hx, w_ih, w_hh = args[:4]
+    h = hx[0] if isinstance(hx, list | tuple) else hx
+    b = tuple(args[4:6]) if len(args) >= 6 else (None, None)
+    return _preacts(kind, x, h, (w_ih, w_hh, *b))
 
 
 def _note_not_instrumented(rec: Recorder, i: int, path: str, why: str = "packed, multi-layer, "

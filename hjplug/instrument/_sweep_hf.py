@@ -98,13 +98,13 @@ class HFDriver:
             got[st.index] = (st.entropy, st.keys, bad, st.epsilon)
             self.real_rows[st.index] = query_valid(self.masks, st.keys)
 
-        def probe(i: int) -> Any:
+        def probe(i: int, lam1: float) -> Any:
             def fn(call: Any) -> None:
                 H = call.query.shape[1]
                 cur = call.lam()
                 new = torch.ones(H, dtype=torch.float64) if cur is None else cur.clone()
                 for h in self.heads_of(i):
-                    new[h] = nxt
+                    new[h] = lam1
                 probes[i] = call.gibbs(new)[2]  # H(π) at λ_{s+1}, same q, k  [B, H, Sq]
             return fn
 
@@ -112,7 +112,7 @@ class HFDriver:
             st.enter_context(deform(self.model, lam, self.chosen, self.heads))
             st.enter_context(record(self.model, cb))
             if nxt is not None:
-                st.enter_context(tap({self.blocks[i][1]: probe(i) for i in self.chosen}))
+                st.enter_context(tap({self.blocks[i][1]: probe(i, nxt) for i in self.chosen}))
             run_model(self.model, inputs)
         return {i: (*v, probes.get(i)) for i, v in got.items()}
 

@@ -75,14 +75,14 @@ def _values(step: Any, lam: float, heads: Sequence[int] | int | None, where: str
                                    "(the hard-max limit is per block: heads=None)", lam,
                                    where=where)
     chosen = {h % n for h in items}
-    # one ε per dim −3 slice of q: slice b·H + h is head h of batch element b
-    return tuple(lam * eps0 if s % n in chosen else eps0 for s in range(slices))
+    # one ε per head; a 3-D [B·H, S, d] step tiles it over the runtime batch (ε_{b·H+h} = ε_h)
+    return tuple(lam * eps0 if h in chosen else eps0 for h in range(n))
 
 
 def step_heads(step: Any) -> tuple[int | None, int | None]:
-    """(slices on the queries' dim −3, heads H) of an attention step: equal for [B, H, S, d];
-    (B·H, H) for a 3-D [B·H, S, d] layout whose H the rule read (`heads_per_batch`), where one
-    ε per head is one ε per slice with ε_{b·H+h} = ε_h. (None, None) when not known."""
+    """(slices on the queries' dim −3 at capture, heads H) of an attention step: equal for
+    [B, H, S, d]; (B·H, H) for a 3-D [B·H, S, d] layout whose H the rule read
+    (`heads_per_batch`), whose step takes one ε per head. (None, None) when not known."""
     params = step.spec.hamiltonian.params
     n, per = params.get("heads"), params.get("heads_per_batch")
     if not isinstance(n, int) or isinstance(n, bool):

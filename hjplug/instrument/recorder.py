@@ -267,7 +267,7 @@ class Recorder:
                            "hooks": self.keys()}
                 f.write(json.dumps(payload, indent=2, allow_nan=False).encode())
             else:
-                stats = {}
+                stats: dict[str, Tensor | list[Tensor]] = {}
                 for k in self.keys():
                     try:
                         stats[k] = self[k].detach()

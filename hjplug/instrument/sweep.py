@@ -198,10 +198,10 @@ def sweep(model: nn.Module, inputs: Any, scales: Sequence[float] | Tensor, *,
     ent = torch.full((S, L, Hmax), math.nan, dtype=torch.float64)
     nent, eps_t = ent.clone(), ent.clone()
     for s, row in enumerate(means):
-        for i, (m, n, ev) in row.items():
-            ent[s, i, :len(m)] = torch.tensor(m, dtype=torch.float64)
-            nent[s, i, :len(n)] = torch.tensor(n, dtype=torch.float64)
-            eps_t[s, i, :len(ev)] = torch.tensor(ev, dtype=torch.float64)
+        for i, (m_h, n_h, eps_h) in row.items():  # per-head means and ε of block i
+            ent[s, i, :len(m_h)] = torch.tensor(m_h, dtype=torch.float64)
+            nent[s, i, :len(n_h)] = torch.tensor(n_h, dtype=torch.float64)
+            eps_t[s, i, :len(eps_h)] = torch.tensor(eps_h, dtype=torch.float64)
     fixed_ent = fixed_nent = None
     if fixed_blocks is not None:
         fixed_ent, fixed_nent, more, n_fixed = curves(

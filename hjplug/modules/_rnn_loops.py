@@ -8,6 +8,7 @@ An LSTM with proj_size carries a fifth weight W_hr per layer and direction: h = 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -48,8 +49,8 @@ def run_recurrent(kind: str, args: Sequence[object], eps: float,
     """Evaluate aten.<kind>.input(input, hx, params, has_biases, layers, dropout, train, bidir,
     batch_first) with gates at ε. Returns the op's outputs: (out, h_n[, c_n])."""
     inp, hx, params, has_biases, layers, _drop, _train, bidir, batch_first = args[:9]
-    x: Tensor = inp if batch_first else inp.transpose(0, 1)  # (B, T, d)
-    hx = list(hx) if isinstance(hx, list | tuple) else [hx]
+    x = cast(Tensor, inp if batch_first else cast(Tensor, inp).transpose(0, 1))  # (B, T, d)
+    hs = cast(list[Tensor], list(hx) if isinstance(hx, list | tuple) else [hx])
     dirs = 2 if bidir else 1
     per = 4 if has_biases else 2
     if kind == "lstm" and len(params) == int(layers) * dirs * (per + 1):  # type: ignore
@@ -61,13 +62,13 @@ def run_recurrent(kind: str, args: Sequence[object], eps: float,
             emit("gate", out)
         return out
 
-    finals: list[list[Tensor]] = [[] for _ in hx]
+    finals: list[list[Tensor]] = [[] for _ in hs]
     for layer in range(int(layers)):  # type: ignore[call-overload]
         outs = []
         for d in range(dirs):
             idx = layer * dirs + d
             w = params[idx * per:(idx + 1) * per]  # type: ignore[index]
-            state = tuple(s[idx] for s in hx)
+            state = tuple(s[idx] for s in hs)
             steps = range(x.shape[1] - 1, -1, -1) if d == 1 else range(x.shape[1])
             seq: list[Tensor] = [x[:, 0]] * x.shape[1]
             for t in steps:

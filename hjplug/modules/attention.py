@@ -14,6 +14,7 @@ uniform over the argmax keys of z₀ = s/ε₀ + b; masked keys (b = −∞) sta
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +27,7 @@ from hjplug.modules.attention_stats import (
     AttentionStepStats,
     KernelCall,
     causal_mask,
+    empty_undefined,
     explicit_stats,
     kernel_call,
     removed_to_inf,
@@ -103,7 +105,8 @@ class HJAttentionStep(HJStep):
     logits z = q·k/(s₀·ε) + (ε₀/ε)·b.
 
     Hook points: "scores" (logits z, [..., Sq, Sk]), "weights" (π), "output", and "stats" (an
-    AttentionStepStats: lse, entropy, k_i, top-k). Paths, one visible branch in `forward`:
+    AttentionStepStats: lse, entropy, k_i, top-k; entropy NaN on rows with no visible key, on
+    every path). Paths, one visible branch in `forward`:
       identified ε, nothing observed      the original ops (bitwise)
       "stats" observed (no scores/weights) `hjplug.kernels.hj_attention` (fused Triton on CUDA,
                                           blockwise reference elsewhere): no [Sq, Sk] scores
@@ -166,6 +169,7 @@ class HJAttentionStep(HJStep):
         e = self._epsilon
         eps0 = float(self._eps0) * s0  # type: ignore[arg-type]
         if isinstance(e, tuple):  # one ε per head: z = (q/ε_h)·k + (ε₀/ε_h)·b, ε = 1 on scaled q
+            e = self._tiled(e, q)
             q = self._per_head_queries(q, tuple(x * s0 for x in e))
             eps = 1.0
             gain: float | Tensor = torch.tensor([eps0 / (x * s0) for x in e],
@@ -186,7 +190,8 @@ class HJAttentionStep(HJStep):
             return out
         sdpa = self.mode == "sdpa"
         mask = side[0] if sdpa and side else None
-        biases = () if sdpa else tuple(side[i] for i in self.bias_slots if side[i] is not None)
+        biases = () if sdpa else tuple(b for b in (side[i] for i in self.bias_slots)
+                                       if b is not None)
         causal = sdpa and bool(self.sdpa_kwargs.get("is_causal", False))
         topk = self._requested_topk()
         reason = "the scores or weights are observed"
@@ -215,9 +220,19 @@ class HJAttentionStep(HJStep):
         out = gibbs_attention(q, k, v, eps, mask=mask, biases=biases, causal=causal,
                               k_transposed=not sdpa, emit=emit, bias_gain=gain, eps0=eps0)
         if topk is not None:
-            self._emit("stats", explicit_stats(seen["z"], eps / s0, topk, reason))  # type: ignore[arg-type]
+            self._emit_stats(explicit_stats(seen["z"], eps / s0, topk, reason))
         self._emit("output", out)
         return out
+
+    def _tiled(self, eps: tuple[float, ...], q: Tensor) -> tuple[float, ...]:
+        """H per-head ε of a 3-D [B·H, S, d] layout (`heads_per_batch` = H) as one per slice of
+        the runtime batch: ε_{b·H+h} = ε_h; other tuples unchanged."""
+        per = self._spec.hamiltonian.params.get("heads_per_batch")
+        n = q.shape[-3] if q.dim() >= 3 else 0
+        if not isinstance(per, int) or isinstance(per, bool) or len(eps) != per or n == per \
+                or n % per:
+            return eps
+        return eps * (n // per)
 
     def _per_head_queries(self, q: Tensor, eps: tuple[float, ...]) -> Tensor:
         """q [..., H, Tq, D] with head h divided by ε_h."""
@@ -230,6 +245,12 @@ class HJAttentionStep(HJStep):
         inv = torch.tensor([1.0 / x for x in eps], dtype=q.dtype, device=q.device)  # [H]
         return q * inv.view(-1, 1, 1)  # [..., H, Tq, D]
 
+    def _emit_stats(self, st: AttentionStepStats) -> None:
+        """Emit "stats" with H = NaN on rows with k_i = 0 (no π; the kernels fill 0): the same
+        convention on the kernel, explicit, tropical and replayed paths."""
+        st = replace(st, entropy=empty_undefined(st.entropy, st.keys))
+        self._emit("stats", st)  # type: ignore[arg-type]
+
     def _emit_replayed(self, z: Tensor, eps: float) -> None:
         """Scores, weights and statistics of a replayed chain from its softmax input z."""
         if not self.observed:
@@ -240,8 +261,7 @@ class HJAttentionStep(HJStep):
             self._emit("weights", torch.softmax(z.float(), dim=-1).to(z.dtype))
         topk = self._requested_topk()
         if topk is not None:
-            st = explicit_stats(z, eps, topk, _REPLAYED)
-            self._emit("stats", st)  # type: ignore[arg-type]
+            self._emit_stats(explicit_stats(z, eps, topk, _REPLAYED))
 
     def _kernel_forward(self, call: KernelCall, eps: float, topk: int | None,
                         shown: float) -> Tensor:
@@ -257,7 +277,6 @@ class HJAttentionStep(HJStep):
         extra = None if call.v.shape[-1] == call.q.shape[-1] else "value head dim differs"
         used = choose("hj_attention", call.q, call.k, call.v, head_dim=call.q.shape[-1],
                       topk=topk, unsupported=extra)
-        stats = AttentionStepStats(r.lse, r.entropy, visible_keys(call), shown, used.backend, "",
-                                   r.topk_weights, r.topk_indices)
-        self._emit("stats", stats)  # type: ignore[arg-type]
+        self._emit_stats(AttentionStepStats(r.lse, r.entropy, visible_keys(call), shown,
+                                            used.backend, "", r.topk_weights, r.topk_indices))
         return r.out.squeeze(0) if call.squeeze else r.out

@@ -14,6 +14,7 @@ statistics from its logits; on CUDA a one-time KernelFallbackWarning names the r
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -24,9 +25,8 @@ from hjplug.kernels.reference.topk import topk_weights
 from hjplug.modules.attention_bias import is_removed
 
 __all__ = [
-    "AttentionStepStats", "KernelCall", "causal_mask", "explicit_stats", "kernel_call",
-    "removed_to_inf", "visible_keys",
-    "warn_fallback",
+    "AttentionStepStats", "KernelCall", "causal_mask", "empty_undefined", "explicit_stats",
+    "kernel_call", "removed_to_inf", "visible_keys", "warn_fallback",
 ]
 
 _WARNED: set[str] = set()
@@ -37,7 +37,7 @@ class AttentionStepStats:
     """ε-statistics of one HJAttentionStep call (leading dims as the step's q: [B, H, Sq])."""
 
     lse: Tensor  # [B, H, Sq] log-partition of z (fp32, fp64 for fp64 inputs)
-    entropy: Tensor  # [B, H, Sq] H(π_i) in nats
+    entropy: Tensor  # [B, H, Sq] H(π_i) in nats; as emitted by a step NaN where k_i = 0
     keys: Tensor  # [B, H, Sq] int64 visible keys k_i
     epsilon: float  # the step's ε (z = q·k/ε + (ε₀/ε)·b)
     backend: str  # "triton" | "reference" (hj_attention) | "explicit" (matmul / softmax)
@@ -64,6 +64,12 @@ class KernelCall:
         if self.causal and self.q.shape[2] != self.k.shape[2]:
             raise ValueError(f"KernelCall: causal with Sq = {self.q.shape[2]} ≠ Sk = "
                              f"{self.k.shape[2]} (pass causal_mask(Sq, Sk) as bias instead)")
+
+
+def empty_undefined(entropy: Tensor, keys: Tensor) -> Tensor:
+    """H_i, NaN where k_i = 0: a row with no visible key has no π, so H is undefined (the
+    kernels and `explicit_stats` fill 0). HJAttentionStep emits every path's statistics so."""
+    return torch.where(keys == 0, torch.full_like(entropy, math.nan), entropy)
 
 
 def causal_mask(sq: int, sk: int, device: torch.device) -> Tensor:
@@ -157,7 +163,8 @@ def explicit_stats(z: Tensor, eps: float, topk: int, reason: str) -> AttentionSt
     ε = 0: z₀ = s/ε₀ + b).
 
     ε = 0: π = uniform over the argmax keys, H = log(#ties), lse = +inf (diverges as ε → 0),
-    zmax = max_j z₀ (the HJ value ε·lse tends to ε₀·max_j z₀).
+    zmax = max_j z₀ (the HJ value ε·lse tends to ε₀·max_j z₀). Rows with k_i = 0: lse = −∞,
+    H = 0 (the kernels' fill; HJAttentionStep emits NaN there), top-k weight 0 / index −1.
     """
     ct = torch.float64 if z.dtype == torch.float64 else torch.float32
     z = removed_to_inf(z.detach()).to(ct)  # finfo.min stand-ins → −inf (removed keys)

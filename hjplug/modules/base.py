@@ -86,16 +86,24 @@ class HJStep(nn.Module):
 
     def _per_head(self, values: Sequence[float], where: str) -> float | tuple[float, ...]:
         """One ε per head, each finite and > 0 (all equal: stored as one value; a hard-max head
-        needs every head at 0 — a single ε = 0)."""
-        heads = self._spec.hamiltonian.params.get("heads")
+        needs every head at 0 — a single ε = 0). With `heads_per_batch` = H (3-D [B·H, S, d]
+        layouts, `heads` = B·H slices) H values are accepted, and a per-slice tuple with
+        ε_{b·H+h} = ε_h is stored as its H values (tiled over the runtime batch by the step)."""
+        params = self._spec.hamiltonian.params
+        heads, per = params.get("heads"), params.get("heads_per_batch")
+        per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
         ok = all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
                  and v > 0 for v in values)
-        if not values or not ok or (isinstance(heads, int) and len(values) != heads):
+        if not values or not ok or (isinstance(heads, int) and len(values) not in (heads, per)):
             n = f"{heads} " if isinstance(heads, int) else ""
+            n = f"{per} " if per is not None else n
             raise InvalidArgumentError("epsilon", f"one finite ε > 0 for each of the {n}heads "
                                        "(or a single number; 0 = hard max for all heads)",
                                        values, where=where)
         vals = tuple(float(v) for v in values)
+        if per is not None and len(vals) % per == 0 and all(
+                v == vals[i % per] for i, v in enumerate(vals)):
+            vals = vals[:per]  # ε_{b·H+h} = ε_h: one ε per head
         return vals[0] if len(set(vals)) == 1 else vals
 
     @property

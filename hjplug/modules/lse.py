@@ -47,7 +47,8 @@ class HJLSEStep(HJStep):
         self.pre, self.post = pre, post
 
     @staticmethod
-    def _apply(x: Any, how: tuple[str, float] | None) -> Any:
+    def _rescale(x: Any, how: tuple[str, float] | None) -> Any:
+        """x·c or x/c for how = ("mul" | "div", c); x unchanged for None."""
         if how is None:
             return x
         kind, c = how
@@ -70,8 +71,8 @@ class HJLSEStep(HJStep):
         if self.at_identified:  # the original ops, operands and order as recorded
             if self.observed:
                 self._emit("logits", z)
-            out = self.target(self._apply(z, self.pre), *self.args, **self.kwargs)
-            out = self._apply(out, self.post)
+            out = self.target(self._rescale(z, self.pre), *self.args, **self.kwargs)
+            out = self._rescale(out, self.post)
             if self.observed:
                 self._emit("output", out)
             return out
@@ -79,7 +80,7 @@ class HJLSEStep(HJStep):
         self._emit("logits", z)
         if self.op == "logsumexp":
             keep = bool(self._option(1, "keepdim", False))
-            gain = float(self._apply(1.0, self.post)) / float(self._eps0)  # type: ignore
+            gain = float(self._rescale(1.0, self.post)) / float(self._eps0)  # type: ignore
             out = (eps * torch.logsumexp(z / eps, dim=self.dim, keepdim=keep) if eps > 0
                    else z.amax(dim=self.dim, keepdim=keep))
             if gain != 1.0:
