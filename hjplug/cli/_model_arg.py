@@ -47,11 +47,15 @@ def offline() -> None:
 
 def load(model: str | None, text: str | None = None) -> Loaded:
     """hjplug.api.load_model(model, text=text), offline (looked up at call time, so a patched
-    hjplug.api.load_model is used)."""
+    hjplug.api.load_model is used); a `text` the loaded model does not read is refused
+    (hjplug.cli._text.check_text_read)."""
     offline()
     from hjplug import api
+    from hjplug.cli._text import check_text_read
 
-    return api.load_model(model, text=text)
+    loaded = api.load_model(model, text=text)
+    check_text_read(text, loaded)
+    return loaded
 
 
 class OutputPathError(HJPlugError):

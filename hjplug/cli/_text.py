@@ -1,18 +1,24 @@
 """--text needs a tokenizer: refuse it, before any work, for a MODEL that has none.
 
 hjplug.api.load_model tokenizes --text only for a model directory holding tokenizer.json or
-vocab.txt (the bundled all-MiniLM-L6-v2 has one); a config.json (random weights) or an .onnx file
-gets synthesised inputs, and the text would be dropped without a word.
+vocab.txt (the bundled all-MiniLM-L6-v2 has one) whose model takes token ids (main input
+input_ids); a config.json (random weights) or an .onnx file gets synthesised inputs, and the text
+would be dropped without a word. check_text refuses what the path shows, before loading;
+check_text_read what only the loaded model shows (e.g. a vision model with tokenizer files).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hjplug.errors import HJPlugError
 
-__all__ = ["TOKENIZER_FILES", "TextArgumentError", "check_text"]
+if TYPE_CHECKING:  # pragma: no cover
+    from hjplug.api import Loaded
+
+__all__ = ["TOKENIZER_FILES", "TextArgumentError", "check_text", "check_text_read"]
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # what hjplug.api._tokenize looks for
 
@@ -49,6 +55,22 @@ def check_text(model: str | None, text: str | None, *, onnx_ok: bool = False) ->
     if directory is not None and not _has_tokenizer(directory):
         _refuse(directory, f"a model directory without {' or '.join(TOKENIZER_FILES)} "
                 "(synthesised inputs)", "add the tokenizer files, or pass another directory")
+
+
+def check_text_read(text: str | None, loaded: Loaded) -> None:
+    """Raise TextArgumentError if `text` was given but the loaded model's inputs were
+    synthesised rather than tokenized from it (Loaded.text is None)."""
+    from hjplug.api import Loaded
+
+    if text is None or not isinstance(loaded, Loaded) or loaded.text is not None:
+        return  # no text, it was read, or a stand-in loader (tests) that says nothing of it
+    main = getattr(loaded.model, "main_input_name", None)
+    reads = (f"takes {main} as its main input, not token ids" if main and main != "input_ids"
+             else "was given synthesised inputs")
+    raise TextArgumentError(
+        f"--text needs a model that reads text (main input input_ids, with a tokenizer); "
+        f"{loaded.name} from {loaded.source} {reads}, so the text would be ignored. Leave out "
+        "--text, or pass a text model.")
 
 
 def _refuse(model: Path, what: str, fix: str) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from hjplug.cli._console import stdout_console
-from hjplug.cli._model_arg import add_model_argument, add_text_argument, offline
+from hjplug.cli._model_arg import add_model_argument, add_text_argument, load, offline
 from hjplug.cli._text import check_text
 
 
@@ -36,16 +39,14 @@ def run(args: argparse.Namespace) -> int:
     offline()
     from rich.console import Console
 
-    from hjplug.api import inspect
-
     check_text(args.model, args.text, onnx_ok=True)
     if args.json:
-        report = inspect(args.model, text=args.text)
+        report = _inspect(args.model, args.text, lambda _msg: None)
         print(report.to_json())
     else:
         err = Console(stderr=True)
         with err.status("loading model…") as status:
-            report = inspect(args.model, text=args.text, progress=status.update)
+            report = _inspect(args.model, args.text, status.update)
         table = report.rich_table(explain=args.explain)
         out = stdout_console(table)
         out.print(table)
@@ -59,3 +60,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"hjplug inspect: error: {report.notes[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _inspect(model: str | None, text: str | None, progress: Callable[[str], None]) -> Any:
+    """hjplug.inspect(model, text=text), with the model loaded here first (`load`: a --text the
+    loaded model does not read is refused) and named as hjplug.inspect names it; an .onnx MODEL
+    is read by hjplug.inspect itself."""
+    from hjplug import api
+
+    if model is not None and model.lower().endswith(".onnx"):
+        return api.inspect(model, progress=progress)
+    progress("loading model…")
+    loaded = load(model, text)
+    report = api.inspect(loaded.model, loaded.inputs, progress=progress)
+    return replace(report, model=loaded.name, source=loaded.source)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import operator
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from hjplug.errors import HJPlugError
+from hjplug.errors import HJPlugError, InvalidArgumentError
 from hjplug.paper.records import ExperimentResult, PaperReport
 
-__all__ = ["EXPERIMENTS", "MODULES", "resolve_experiments", "run_paper"]
+__all__ = ["EXPERIMENTS", "MODULES", "checked_seed", "resolve_experiments", "run_paper"]
 
 # name → module (each defines NUMBER, NAME, TITLE, verdict(...) and run(cfg) -> ExperimentResult)
 MODULES: dict[str, str] = {
@@ -51,6 +52,23 @@ def resolve_experiments(names: Sequence[str] | None, quick: bool = False) -> tup
     return tuple(n for n in EXPERIMENTS if n in chosen)
 
 
+def checked_seed(seed: object) -> int:
+    """`seed` as an int in [0, SEED_MAX] (the range of `hjplug paper --seed` and hjplug.verify),
+    or InvalidArgumentError naming run_paper; bools, floats and strings are refused, not cast."""
+    from hjplug.identities import SEED_MAX
+
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)  # type: ignore[arg-type]
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise InvalidArgumentError(
+            "seed", f"an integer in [0, {SEED_MAX}] (default 0)", seed,
+            where="hjplug.paper.run_paper",
+            hint=f"For a larger number, pass seed % {SEED_MAX + 1}.")
+    return value
+
+
 @contextlib.contextmanager
 def _single_thread() -> Iterator[None]:
     """The experiments use many tiny tensors: one intra-op thread is faster (restored after)."""
@@ -75,12 +93,15 @@ def run_paper(
 ) -> PaperReport:
     """Run the chosen experiments (default all) writing figures + report.json into out_dir.
 
-    Deterministic for a given seed. on_start(name, title) / on_done(result) report progress."""
+    Deterministic for a given seed (an int in [0, hjplug.identities.SEED_MAX]; anything else
+    raises InvalidArgumentError before any work). on_start(name, title) / on_done(result)
+    report progress."""
     from hjplug.paper._common import RunConfig, atomic_write_text, ensure_writable_dir
 
+    seed = checked_seed(seed)  # before any work: nothing is written for a bad seed
     names = resolve_experiments(experiments, quick)
     out = ensure_writable_dir(out_dir)
-    cfg = RunConfig(quick=quick, seed=int(seed), out_dir=out)
+    cfg = RunConfig(quick=quick, seed=seed, out_dir=out)
     start = time.perf_counter()
     results: list[ExperimentResult] = []
     with _single_thread():

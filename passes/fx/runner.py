@@ -11,6 +11,7 @@ from torch import fx
 
 from hjplug.passes.fx.context import RuleContext
 from hjplug.passes.fx.graph import NodeIndex
+from hjplug.passes.fx.liveness import unused_outputs
 from hjplug.passes.fx.match import Match, NoMatch, Rule
 
 __all__ = ["Recognition", "recognize"]
@@ -46,7 +47,8 @@ def recognize(
     claimed_names = {n.name for n in ctx.claimed}
     misses = [m for m in misses if m.sticky or m.node not in claimed_names]
     matches.sort(key=lambda m: ctx.index.order.get(m.anchor, 0))
-    return Recognition(tuple(_unique_paths(matches)), tuple(misses), counts)
+    named, unused = unused_outputs(graph_module.graph, _unique_paths(matches))
+    return Recognition(tuple(named), (*misses, *unused), counts)
 
 
 def _unique_paths(matches: list[Match]) -> list[Match]:

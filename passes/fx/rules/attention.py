@@ -22,6 +22,7 @@ from hjplug.passes.fx.context import RuleContext
 from hjplug.passes.fx.extract import external_inputs, extract_subgraph, schema_args
 from hjplug.passes.fx.graph import is_param, module_class, module_path, op_name, shape
 from hjplug.passes.fx.match import Match, NoMatch, Rewrite
+from hjplug.passes.fx.rules._opaque import opaque_leaf
 from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
 
 NAME = "attention"
@@ -541,23 +542,6 @@ def _unnormalised(pv: fx.Node) -> NoMatch | None:
     return None
 
 
-def _opaque_leaf(ctx: RuleContext, node: fx.Node) -> NoMatch | None:
-    """A near-miss for a call_module leaf (symbolic_trace keeps torch.nn modules whole) that
-    holds nn.MultiheadAttention blocks: their ops are not in the graph, so no rule sees them."""
-    try:
-        mod = ctx.graph_module.get_submodule(str(node.target))
-    except AttributeError:
-        return None
-    n = sum(isinstance(m, torch.nn.MultiheadAttention) for m in mod.modules())
-    if not n:
-        return None
-    return NoMatch(NAME, node.name, str(node.target),
-                   f"{n} nn.MultiheadAttention block(s) inside the opaque call of "
-                   f"{type(mod).__name__} (captured by symbolic_trace, which keeps torch.nn "
-                   "modules whole): not read; make torch.export succeed (see the capture note; "
-                   "for nn.Transformer* with a causal mask pass is_causal=True)", sticky=True)
-
-
 class AttentionRule:
     name = NAME
 
@@ -568,7 +552,7 @@ class AttentionRule:
             if node in ctx.claimed:
                 continue
             if node.op == "call_module":
-                miss = _opaque_leaf(ctx, node)
+                miss = opaque_leaf(ctx, node, NAME)
                 if miss is not None:
                     out.append(miss)
             elif name == "scaled_dot_product_attention":
