@@ -21,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hjplug.integrations.onnxruntime.records import StatOutput
+from hjplug.integrations.onnxruntime.stats_bodies import body_calls, not_exposed, retarget
 
 __all__ = ["MIN_STATS_OPSET", "STATS", "add_stats", "removal_threshold"]
 
@@ -113,13 +114,18 @@ def add_stats(model: onnx.ModelProto, threshold: float
     if calls and opset < MIN_STATS_OPSET:
         return (), (f"no statistics: opset {opset} < {MIN_STATS_OPSET}; export with "
                     f"opset ≥ {MIN_STATS_OPSET}",)
+    inner = [c for _, c in body_calls(model.graph, _ATTENTION)]
+    if calls and inner:  # a shared body: top-level calls get a copy with statistics
+        retarget(model, calls, {c.overload for c in inner})
+    calls_in = {c.overload for c in inner} - {c.overload for c in calls}
     ready: dict[str, bool] = {}
     for f in model.functions:
         if f.domain != "hjplug" or f.name != _ATTENTION:
             continue
         z = _softmax_input(f)
         ready[f.overload] = z is not None
-        if z is None or any("hs_lse" in n.output for n in f.node):  # none, or already added
+        done = any("hs_lse" in n.output for n in f.node)  # added before
+        if z is None or f.overload in calls_in or done:
             continue
         k = len(f.output)
         lse, ent = f"y{k}", f"y{k + 1}"
@@ -150,4 +156,6 @@ def add_stats(model: onnx.ModelProto, threshold: float
     notes = [f"no statistics for {len(skipped)} attention block(s) without an explicit Softmax "
              f"(fused attention op): {', '.join(skipped)}; export with opset ≤ 22 or eager "
              "attention to get them"] if skipped else []
+    if inner:
+        notes.append(not_exposed(body_calls(model.graph, _ATTENTION)))
     return tuple(added), tuple(notes)

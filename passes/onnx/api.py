@@ -125,7 +125,7 @@ def inspect_onnx(path: str | os.PathLike,
 
 def rewrite(src: str | os.PathLike, dst: str | os.PathLike,
             rules: Sequence[OnnxRule] | None = None, *, check: bool = True,
-            wrap_subgraphs: bool = False) -> InspectReport:
+            wrap_subgraphs: bool = True) -> InspectReport:
     """Rewrite the ONNX file `src` into `dst`: each recognised block becomes a call to a
     model-local function in the `hjplug` domain (body = the original ops, so ONNX Runtime runs
     it unchanged) carrying `hjplug.*` metadata; the model carries the hjplug version and this
@@ -133,7 +133,7 @@ def rewrite(src: str | os.PathLike, dst: str | os.PathLike,
     written; `dst` is written atomically (temporary file + rename). `dst` must not be `src`
     (the input and its external data are never modified), and an existing '<dst>.data' is
     replaced only when it is the previous `dst`'s own. Blocks inside If / Loop / Scan bodies
-    are reported, and wrapped in their body only with `wrap_subgraphs` (see `wrap`). Returns
+    are reported and wrapped in their body (unless `wrap_subgraphs=False`; see `wrap`). Returns
     the report."""
     t0 = time.perf_counter()
     out_path = check_destination(dst, src)

@@ -260,11 +260,10 @@ def _rewrite_bodies(node: onnx.NodeProto, model: onnx.ModelProto, matches: list[
 
 
 def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...], *,
-         subgraphs: bool = False) -> Wrapped:
+         subgraphs: bool = True) -> Wrapped:
     """A copy of `model` in which each wrappable match is one `hjplug` function call; with
-    `subgraphs`, also the blocks inside If / Loop / Scan bodies (off by default: the statistics
-    outputs of `hjplug.integrations.onnxruntime` extend every HJAttentionStep function but
-    give only top-level calls the new outputs, which a call inside a body would then lack)."""
+    `subgraphs` (the default), also the blocks inside If / Loop / Scan bodies (statistics
+    outputs leave calls inside bodies as written: integrations/onnxruntime/stats_bodies.py)."""
     b = _Builder(g)
     out = onnx.ModelProto()
     out.CopyFrom(model)

@@ -1,6 +1,6 @@
-"""Statistics outputs on a file whose attention sits inside an If branch: by default `rewrite`
-leaves blocks inside subgraph bodies unwrapped (only reported), so `add_stats` (which extends
-every HJAttentionStep function and gives only top-level calls the new outputs) still yields a
+"""Statistics outputs on a file whose attention sits inside an If branch: `rewrite` now wraps it
+inside the branch by default; `add_stats` (which leaves calls inside bodies and their functions
+as written, see stats_bodies) still yields a
 valid model that ONNX Runtime runs."""
 
 from __future__ import annotations
