@@ -69,7 +69,8 @@ def inspect(
     `model` may be an nn.Module, an `HJModule` from `convert` (its steps' records are reported),
     a local Hugging Face model directory, a model id in the local HF cache, or a config.json
     (random weights). None inspects the bundled all-MiniLM-L6-v2 on `text` (a built-in sentence
-    by default). Missing inputs are synthesised from the config.
+    by default). Missing inputs are synthesised from the config; `text` for a model whose inputs
+    are synthesised (no tokenizer, not a text model) raises InvalidArgumentError.
     If capture fails the report holds what the module tree shows, and notes the failure.
     """
     from hjplug.modules import HJModule
@@ -94,6 +95,12 @@ def inspect(
     if model is None or isinstance(model, str | os.PathLike):
         say("loading model…")
         loaded = load_model(model, text=text)
+        if text is not None and loaded.text is None:  # never drop the sentence silently
+            raise InvalidArgumentError(
+                "text", f"None for {loaded.name} ({loaded.source}), whose inputs are synthesised "
+                "(it has no tokenizer files, or does not take token ids)", text,
+                where="hjplug.inspect", hint="Leave out text, or pass a model directory with "
+                "tokenizer.json or vocab.txt whose model reads input_ids.")
         model, source, config, name = loaded.model, loaded.source, loaded.config, loaded.name
         if example_inputs is None:
             example_inputs = loaded.inputs

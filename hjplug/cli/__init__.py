@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hjplug.cli._console import tolerate_narrow_encodings
     from hjplug.errors import HJPlugError
 
+    tolerate_narrow_encodings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

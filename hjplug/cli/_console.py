@@ -14,7 +14,7 @@ import os
 import sys
 from typing import IO, Any, cast
 
-__all__ = ["stdout_console"]
+__all__ = ["stdout_console", "tolerate_narrow_encodings"]
 
 
 class _StripTrailingSpaces:
@@ -46,6 +46,22 @@ class _StripTrailingSpaces:
 
     def fileno(self) -> int:
         return sys.stdout.fileno()
+
+
+def tolerate_narrow_encodings() -> None:
+    """stdout / stderr whose encoding cannot write every character (PYTHONIOENCODING=ascii,
+    latin-1) write '?' for the rest (errors="replace") instead of raising UnicodeEncodeError
+    in the middle of a table; rich draws ASCII boxes there on its own. UTF-8 streams are left
+    as they are."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        reconfigure = getattr(stream, "reconfigure", None)
+        if enc.startswith("utf") or reconfigure is None:
+            continue
+        try:
+            reconfigure(errors="replace")
+        except (ValueError, OSError):  # a closed or detached stream: nothing to print there
+            continue
 
 
 def _stripped() -> IO[str]:
