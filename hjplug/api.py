@@ -178,7 +178,8 @@ def convert(
         if config is None:
             raise HJPlugError(f"convert({type(model).__name__}) needs example_inputs (a tensor, a "
                               "tuple of args, or a dict of keyword tensors).")
-        example_inputs = synthesize_inputs(model, config)
+        # torch.export fixes dynamic sizes whose example is 1: synthesise two sequences then
+        example_inputs = synthesize_inputs(model, config, batch=2 if dynamic else 1)
     captured = capture(model, example_inputs, dynamic=dynamic)
     gm = captured.graph_module
     rec = recognize(gm, rules, config=config)

@@ -195,22 +195,33 @@ def dynamic_shapes_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[A
 
 def _specialised(ep: Any) -> tuple[str, ...]:
     """A note naming the batch / sequence dims that dynamic_shapes_for asked Dim.AUTO for but
-    torch.export fixed (the model specialises them, e.g. a loop unrolled over time steps)."""
+    torch.export fixed: example sizes 0 and 1 (torch.export's 0/1 specialisation: a larger
+    example fixes it), other sizes (the model specialises them, e.g. a loop unrolled over time
+    steps)."""
     from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
-    fixed = []
+    small: list[str] = []
+    fixed: list[str] = []
     user = set(ep.graph_signature.user_inputs)
     for node in ep.graph.nodes:
         val = node.meta.get("val") if node.op == "placeholder" and node.name in user else None
         if not isinstance(val, torch.Tensor) or val.dim() == 0:
             continue
         dims = (0,) if val.dim() >= 4 or node.name == "pixel_values" else range(min(val.dim(), 2))
-        fixed += [f"{node.name!r} dim {d} = {val.shape[d]}" for d in dims
-                  if is_concrete_int(val.shape[d])]  # a SymInt that export specialised too
-    if not fixed:
-        return ()
-    return (f"dynamic=True, but torch.export specialised {', '.join(fixed)} (the model fixes "
-            "these sizes): inputs must keep them",)
+        for d in dims:
+            if is_concrete_int(val.shape[d]):  # a SymInt that export specialised too
+                size = int(val.shape[d])
+                (small if size in (0, 1) else fixed).append(f"{node.name!r} dim {d} = {size}")
+    notes = []
+    if small:
+        notes.append(f"dynamic=True, but torch.export specialised {', '.join(small)}: it fixes "
+                     "every dynamic size whose example is 0 or 1 (0/1 specialisation), so inputs "
+                     "must keep them; convert with an example of batch size and length ≥ 2 "
+                     "(e.g. two sequences of a few tokens) to make them dynamic")
+    if fixed:
+        notes.append(f"dynamic=True, but torch.export specialised {', '.join(fixed)} (the model "
+                     "fixes these sizes): inputs must keep them")
+    return tuple(notes)
 
 
 def capture(

@@ -60,7 +60,7 @@ def _values(step: Any, lam: float, heads: Sequence[int] | int | None, where: str
     if heads is None:
         return lam * eps0
     slices, n = step_heads(step)
-    if n is None or slices is None:
+    if n is None:
         raise InvalidArgumentError("heads", f"None for {step.spec.path} (its head count is not "
                                    "known statically)", heads, where=where)
     merged = "" if slices == n else (f" (3-D [B·H, S, d] layout, H = {n}: head h is deformed "
@@ -82,11 +82,12 @@ def _values(step: Any, lam: float, heads: Sequence[int] | int | None, where: str
 def step_heads(step: Any) -> tuple[int | None, int | None]:
     """(slices on the queries' dim −3 at capture, heads H) of an attention step: equal for
     [B, H, S, d]; (B·H, H) for a 3-D [B·H, S, d] layout whose H the rule read
-    (`heads_per_batch`), whose step takes one ε per head. (None, None) when not known."""
+    (`heads_per_batch`), whose step takes one ε per head — (None, H) when B·H is a dynamic size
+    (hjplug.convert(..., dynamic=True)). (None, None) when H is not known."""
     params = step.spec.hamiltonian.params
     n, per = params.get("heads"), params.get("heads_per_batch")
-    if not isinstance(n, int) or isinstance(n, bool):
-        return None, None
-    if isinstance(per, int) and not isinstance(per, bool) and per > 0 and n % per == 0:
+    n = n if isinstance(n, int) and not isinstance(n, bool) else None
+    if isinstance(per, int) and not isinstance(per, bool) and per > 0 and (n is None or
+                                                                          n % per == 0):
         return n, per
-    return n, n
+    return (None, None) if n is None else (n, n)

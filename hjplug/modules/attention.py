@@ -127,6 +127,7 @@ class HJAttentionStep(HJStep):
         bias_slots: tuple[int, ...] = (),
         deform_core: fx.GraphModule | None = None,
         q_prescale: float = 1.0,
+        replay_heads: bool = False,
     ) -> None:
         super().__init__(spec)
         if not (math.isfinite(q_prescale) and q_prescale > 0):
@@ -138,6 +139,7 @@ class HJAttentionStep(HJStep):
         self.core = core
         self.bias_slots = bias_slots
         self.deform_core = deform_core  # chains with reshapes / baddbmm: replay with scaled scores
+        self.replay_heads = replay_heads  # its softmax input has the heads on dim −3: ε per head
         self._stats_topk: dict[int, int] = {}  # observer key → top-k it asked for
 
     def observe_stats(self, fn: Any, topk: int = 0) -> _Handle:
@@ -168,6 +170,8 @@ class HJAttentionStep(HJStep):
         s0 = self.q_prescale  # ε in q_proj(x)'s units: the q given here carries s₀
         e = self._epsilon
         eps0 = float(self._eps0) * s0  # type: ignore[arg-type]
+        if isinstance(e, tuple) and self.deform_core is not None:  # z = z₀·ε₀/ε_h per head
+            return self._replay_per_head(q, k, v, side, e, eps0, s0)
         if isinstance(e, tuple):  # one ε per head: z = (q/ε_h)·k + (ε₀/ε_h)·b, ε = 1 on scaled q
             e = self._tiled(e, q)
             q = self._per_head_queries(q, tuple(x * s0 for x in e))
@@ -233,6 +237,23 @@ class HJAttentionStep(HJStep):
                 or n % per:
             return eps
         return eps * (n // per)
+
+    def _replay_per_head(self, q: Tensor, k: Tensor, v: Tensor, side: tuple[Tensor | None, ...],
+                         e: tuple[float, ...], eps0: float, s0: float) -> Tensor:
+        """A replayed chain with one ε per head: its softmax input z₀ [..., H, Tq, Tk] (or
+        [B·H, Tq, Tk]) scaled by ε₀/ε_h on the heads' dim, the bias included (a temperature)."""
+        assert self.deform_core is not None
+        if not self.replay_heads:
+            raise HJPlugError(f"{self._spec.path}: one ε per head is not available for this "
+                              "attention chain (reshapes / fused bias, and its softmax input "
+                              "does not carry the heads on dim −3); use one ε per block.")
+        if self._requested_topk() is not None and not self._explicit_observed():
+            warn_fallback(f"HJAttentionStep({self._spec.path})", _REPLAYED, q.is_cuda)
+        ratio = torch.tensor([eps0 / (x * s0) for x in e], dtype=torch.float64)  # [H]
+        out, z = self.deform_core(q, k, v, *side, ratio)  # softmax input z₀·ε₀/ε_h
+        self._emit_replayed(z, 1.0 / s0)  # as the per-head explicit path: z holds the 1/ε_h
+        self._emit("output", out)
+        return out
 
     def _per_head_queries(self, q: Tensor, eps: tuple[float, ...]) -> Tensor:
         """q [..., H, Tq, D] with head h divided by ε_h."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hjplug.errors import HJPlugError
+
 __all__ = ["is_removed", "scale_bias", "scale_logits"]
 
 
@@ -46,8 +48,17 @@ def scale_bias(b: Tensor, gain: float | Tensor) -> Tensor:
     return torch.where(is_removed(b), b, b * _gain(gain, b))
 
 
-def scale_logits(z: Tensor, ratio: float) -> Tensor:
-    """z₀·ratio (ratio = ε₀/ε) for a replayed chain's softmax input; removed atoms unchanged."""
-    if ratio == 1.0:
-        return z
-    return torch.where(is_removed(z), z, z * ratio)
+def scale_logits(z: Tensor, ratio: float | Tensor) -> Tensor:
+    """z₀·ratio (ratio = ε₀/ε) for a replayed chain's softmax input; removed atoms unchanged.
+    A ratio per head [H] scales z [..., n, Sq, Sk] on dim −3, tiled when n = B·H (ε_{b·H+h} =
+    ratio_h)."""
+    if not isinstance(ratio, Tensor):
+        if ratio == 1.0:
+            return z
+        return torch.where(is_removed(z), z, z * ratio)
+    n, h = (z.shape[-3] if z.dim() >= 3 else 0), ratio.numel()
+    if not n or n % h:
+        raise HJPlugError(f"{h} per-head ε values, but the replayed attention logits have shape "
+                          f"{tuple(z.shape)} (heads on dim −3 expected, {h} or a multiple)")
+    r = ratio.to(device=z.device, dtype=z.dtype).repeat(n // h).view(n, 1, 1)  # [n, 1, 1]
+    return torch.where(is_removed(z), z, z * r)

@@ -88,21 +88,29 @@ class HJStep(nn.Module):
         """One ε per head, each finite and > 0 (all equal: stored as one value; a hard-max head
         needs every head at 0 — a single ε = 0). With `heads_per_batch` = H (3-D [B·H, S, d]
         layouts, `heads` = B·H slices) H values are accepted, and a per-slice tuple with
-        ε_{b·H+h} = ε_h is stored as its H values (tiled over the runtime batch by the step)."""
+        ε_{b·H+h} = ε_h is stored as its H values (tiled over the runtime batch by the step).
+        A head count that is not an int (B·H of a dynamic capture, e.g. '2*s0') takes H values
+        when H was read, and is refused otherwise (no count to check against)."""
         params = self._spec.hamiltonian.params
         heads, per = params.get("heads"), params.get("heads_per_batch")
         per = per if isinstance(per, int) and not isinstance(per, bool) and per > 0 else None
+        if heads is not None and not isinstance(heads, int) and per is None:
+            raise InvalidArgumentError(
+                "epsilon", f"a single number: this step's head count is not known ('heads' = "
+                f"{heads!r}, a dynamic size; see its notes)", values, where=where)
+        heads = heads if isinstance(heads, int) and not isinstance(heads, bool) else None
         ok = all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
                  and v > 0 for v in values)
-        if not values or not ok or (isinstance(heads, int) and len(values) not in (heads, per)):
-            n = f"{heads} " if isinstance(heads, int) else ""
-            n = f"{per} " if per is not None else n
+        vals = tuple(float(v) for v in values) if ok else ()
+        tiled = per is not None and len(vals) % per == 0 and all(
+            v == vals[i % per] for i, v in enumerate(vals))
+        fits = len(vals) in (heads, per) if heads is not None else (per is None or tiled)
+        if not vals or not fits:
+            n = f"{per} " if per is not None else f"{heads} " if heads is not None else ""
             raise InvalidArgumentError("epsilon", f"one finite ε > 0 for each of the {n}heads "
                                        "(or a single number; 0 = hard max for all heads)",
                                        values, where=where)
-        vals = tuple(float(v) for v in values)
-        if per is not None and len(vals) % per == 0 and all(
-                v == vals[i % per] for i, v in enumerate(vals)):
+        if tiled:
             vals = vals[:per]  # ε_{b·H+h} = ε_h: one ε per head
         return vals[0] if len(set(vals)) == 1 else vals
 

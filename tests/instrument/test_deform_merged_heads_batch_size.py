@@ -2,8 +2,8 @@
 *runtime* batch (ε_{b·H+h} = ε_h): an HJAttentionStep captured at one batch size deforms and
 instruments another like the captured one. Checked against an independent fp64 evaluation of
 MHA with head h's logits divided by λ. (The step is fed the [B·H, S, d] inputs of a run at the
-other batch size: a static capture's graph guards its batch size, and a dynamic one does not
-read H.)"""
+other batch size directly: a static capture's graph guards its batch size. A dynamic capture
+reads H too: tests/passes/test_fx_dynamic_merged_heads.py.)"""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from hjplug.passes.fx.extract import external_inputs, extract_subgraph, schema_a
 from hjplug.passes.fx.graph import is_param, module_class, module_path, op_name, shape
 from hjplug.passes.fx.match import Match, NoMatch, Rewrite
 from hjplug.passes.fx.rules._opaque import opaque_leaf
+from hjplug.passes.fx.sizes import divides, same_size, sym_shape
 from hjplug.spec import BlockKind, Exactness, Hamiltonian, HJSpec
 
 NAME = "attention"
@@ -286,25 +287,61 @@ def _query_prescale(q: Any, depth: int = 8) -> float | None:
     return None
 
 
-def _heads_per_batch(q: Any, bh: Any, d: Any, depth: int = 10) -> int | None:
+def _heads_per_batch(q: Any, depth: int = 10) -> int | None:
     """H when a 3-D [B·H, S, d] query is reshaped from [B, H, S, d] or from merged heads
     [..., H·d] (nn.MultiheadAttention: [S, B, E] viewed as [S, B·H, d]), walking back through
-    casts / views to that reshape; None when the split cannot be read."""
+    casts / views to that reshape; None when the split cannot be read. Sizes are compared as
+    expressions, so a dynamic capture (B a SymInt: B·H = 2·s0) reads H as a static one does."""
+    qs = sym_shape(q)
+    if qs is None or len(qs) != 3 or not isinstance(qs[-1], int):
+        return None
+    bh, d = qs[0], qs[-1]
     x = q
-    while isinstance(x, fx.Node) and depth > 0 and isinstance(bh, int) and isinstance(d, int):
+    while isinstance(x, fx.Node) and depth > 0:
         name = op_name(x)
         if name in _SHAPE and isinstance(x.args[0], fx.Node):  # the reshape that made B·H
-            si = shape(x.args[0])
-            if not si or not all(isinstance(n, int) for n in si):
+            si = sym_shape(x.args[0])
+            if not si:
                 return None
-            if len(si) == 4 and si[-1] == d and si[0] * si[1] == bh:
+            if len(si) == 4 and isinstance(si[1], int) and si[-1] == d and \
+                    same_size(si[0] * si[1], bh):
                 return si[1]  # [B, H, S, d]
-            if si[-1] != d and si[-1] % d == 0 and bh % (si[-1] // d) == 0:
-                return si[-1] // d  # [..., H·d]
+            last = si[-1]
+            if isinstance(last, int) and last != d and last % d == 0 and divides(last // d, bh):
+                return last // d  # [..., H·d]
         elif name not in _CAST | _VIEWS:
             return None
         x, depth = x.args[0], depth - 1
     return None
+
+
+def _heads_on_logits(z: Any, qk: fx.Node, heads: Any, per_batch: int | None) -> bool:
+    """The softmax input `z` of a replayed chain holds q·kᵀ's [..., Sq, Sk] regrouped only in
+    its leading dims, with the heads on dim −3: [B, H, Sq, Sk] (H = `per_batch`, or `heads` of a
+    4-D query), or [B·H, Sq, Sk] with H read (`per_batch`). Then one ε per head scales z by
+    ε₀/ε_h on dim −3 (tiled over the batch)."""
+    zs, ss = sym_shape(z), sym_shape(qk)
+    if not zs or not ss or len(zs) < 3 or len(ss) < 3:
+        return False
+    if not (same_size(zs[-1], ss[-1]) and same_size(zs[-2], ss[-2])
+            and same_size(math.prod(zs[:-2]), math.prod(ss[:-2]))):
+        return False
+    h = per_batch if len(ss) == 3 else heads
+    if not isinstance(h, int) or isinstance(h, bool) or h <= 0:
+        return False
+    return zs[-3] == h or (per_batch is not None and len(zs) == 3)
+
+
+def _merged_heads_note(bh: int | str, per_batch: int | None) -> str:
+    """The record's note on a 3-D [B·H, S, d] layout: what 'heads' counts, and H or why not."""
+    dyn = "" if isinstance(bh, int) else f" ({bh}: the batch size is dynamic)"
+    if per_batch:
+        return (f"3-D [batch·heads, S, d] layout: 'heads' counts batch × heads{dyn}; statistics "
+                f"recorded as [B, H, Sq] with H = {per_batch} (read from the reshape that merged "
+                "batch and heads; one ε per head, tiled over the batch)")
+    return (f"3-D [batch·heads, S, d] layout: 'heads' counts batch × heads{dyn}; H not readable "
+            "(no reshape from [B, H, S, d] or [..., H·d] found on the query): statistics "
+            "recorded as [1, batch·heads, Sq], no per-head ε (heads=…)")
 
 
 def _prescale_note(s0: float, scale: float) -> str:
@@ -463,11 +500,9 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
         notes.append("no explicit scale (ε = 1; any 1/√d folded into the weights)")
     if prescaled:
         notes.append("scale applied to q / kᵀ before q·kᵀ (folded into ε)")
-    per_batch = _heads_per_batch(q, qs[0], qs[-1]) if len(qs) == 3 else None
+    per_batch = _heads_per_batch(q) if len(qs) == 3 else None
     if len(qs) == 3:
-        notes.append("3-D [batch·heads, S, d] layout: 'heads' counts batch × heads; "
-                     + (f"statistics recorded as [B, H, Sq] with H = {per_batch}" if per_batch
-                        else "statistics recorded as [1, batch·heads, Sq] (H not readable)"))
+        notes.append(_merged_heads_note(qs[0], per_batch))
     notes += [f"masked_fill with {f:g} (finite, above the −1e30 removed-atom rule): those keys "
               "stay atoms — counted in k_i, weight 0 only by underflow, scaled with the logits "
               "under deformation" for f in fills if f > REMOVED_BELOW and math.isfinite(f)]
@@ -484,6 +519,10 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
         params["q_prescale"] = s0
     if per_batch:
         params["heads_per_batch"] = per_batch
+    replay_heads = deform is not None and _heads_on_logits(sm.args[0], qk, heads, per_batch)
+    if deform is not None and not replay_heads:
+        notes.append("replayed chain whose softmax input does not carry the heads on dim −3 "
+                     "(or H not readable): one ε per block only")
     evidence = tuple(dict.fromkeys(f"aten.{op_name(n)}" for n in ordered))
     spec = _spec(path, eps, params, (*evidence, module_class(sm)), list(dict.fromkeys(notes)))
     # slots into the step's side inputs: the pre-scaled copy where there is one
@@ -492,7 +531,8 @@ def _eager(ctx: RuleContext, sm: fx.Node) -> Match | NoMatch:
     return Match(NAME, spec, sm, frozenset((*chain, *scaled.values())),
                  (Rewrite(pv, tuple(inputs)),),
                  lambda s: HJAttentionStep(s, mode="eager", core=core, bias_slots=bias_slots,
-                                           deform_core=deform, q_prescale=s0 or 1.0))
+                                           deform_core=deform, q_prescale=s0 or 1.0,
+                                           replay_heads=replay_heads))
 
 
 _GATE_OPS = {"sigmoid", "div", "div_", "mul", "mul_", "add", "add_", "sub", "rsub", "relu",
