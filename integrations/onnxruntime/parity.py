@@ -39,6 +39,8 @@ def check_parity(model: nn.Module, result: ExportResult, example_inputs: Any, *,
     ref = torch_outputs(model, example_inputs, result.outputs)
     try:
         sess = session(result.path, provider=prov)
+    except OrtRunError:  # already says what is wrong with the file and what to do
+        raise
     except Exception as err:  # onnxruntime's own pybind exception classes
         raise OrtRunError(ort_failure(result, err, None, prov[0])) from None
     try:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from hjplug.integrations.onnxruntime.records import OrtRunError
+
 __all__ = ["providers", "run", "session"]
 
 
@@ -22,7 +24,9 @@ def providers() -> list[str]:
 
 def session(path: str | os.PathLike[str], *, provider: Sequence[str] | None = None,
             optimize: bool = True, threads: int | None = None) -> Any:
-    """An `onnxruntime.InferenceSession` of `path`."""
+    """An `onnxruntime.InferenceSession` of `path`. A file whose `hjplug` calls lack their
+    model-local functions (stripped, hand-edited) raises OrtRunError saying which node and what
+    to do; other load failures raise ONNX Runtime's own exception."""
     import onnxruntime as ort  # type: ignore[import-untyped]
 
     opts = ort.SessionOptions()
@@ -32,8 +36,27 @@ def session(path: str | os.PathLike[str], *, provider: Sequence[str] | None = No
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts,
-                                providers=list(provider or providers()))
+    prov = list(provider or providers())
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=prov)
+    except Exception as err:  # onnxruntime's own pybind exception classes
+        if (why := _missing_functions(path)) is not None:
+            raise OrtRunError(f"ONNX Runtime ({prov[0]}) could not load {why}") from err
+        raise
+
+
+def _missing_functions(path: str | os.PathLike[str]) -> str | None:
+    """The hjplug message for a file whose `hjplug` calls lack their functions (ONNX Runtime
+    only says "hjplug:HJ…Step(-1) is not a registered function/op"), else None."""
+    import onnx
+
+    from hjplug.passes.onnx.calls import missing_function_message
+
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # unreadable: ONNX Runtime's own error says more
+        return None
+    return missing_function_message(model, path)
 
 
 def run(sess: Any, feeds: Mapping[str, Any], names: Sequence[str] | None = None

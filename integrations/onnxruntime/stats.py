@@ -15,6 +15,7 @@ float32 whatever the model's dtype. Blocks whose body holds no Softmax (the fuse
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -103,12 +104,19 @@ def _inferred(model: onnx.ModelProto, names: set[str]) -> dict[str, onnx.ValueIn
             if v.name in names and v.type.tensor_type.HasField("shape")}
 
 
-def add_stats(model: onnx.ModelProto, threshold: float
+def add_stats(model: onnx.ModelProto, threshold: float, *,
+              source: str | os.PathLike[str] = "the model given to add_stats"
               ) -> tuple[tuple[StatOutput, ...], tuple[str, ...]]:
     """Add the statistics outputs in place: every HJAttentionStep body whose scores pass through
     one Softmax gets outputs (LSE, H); each call gets two graph outputs. Returns the statistics
     outputs (also those a file exported with stats already had: adding twice changes nothing)
-    and notes on blocks left without statistics."""
+    and notes on blocks left without statistics. An `hjplug` call whose model-local function
+    is missing raises OnnxFileError naming it and `source` (the file the model came from)."""
+    from hjplug.passes.onnx.calls import missing_function_message
+    from hjplug.passes.onnx.io import OnnxFileError
+
+    if (missing := missing_function_message(model, source)) is not None:
+        raise OnnxFileError(missing)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     calls = [n for n in model.graph.node if n.domain == "hjplug" and n.op_type == _ATTENTION]
     if calls and opset < MIN_STATS_OPSET:

@@ -13,6 +13,7 @@ from onnx import external_data_helper as ext
 
 from hjplug.errors import HJPlugError
 from hjplug.file_mode import match_plain_write, writable_error
+from hjplug.passes.onnx.calls import missing_function_message
 from hjplug.passes.onnx.opsets import MIN_OPSET, ort_newest_opset
 
 __all__ = ["MIN_OPSET", "Loaded", "OnnxFileError", "check_data_destination", "check_destination",
@@ -110,6 +111,8 @@ def load(path: str | os.PathLike) -> Loaded:
         why = " ".join(str(err).split())  # one line
         raise OnnxFileError(f"{p}: not a valid ONNX model (onnx.checker: {why}). The file may "
                             "be truncated or written by a faulty exporter: re-export it.") from err
+    if (no_function := missing_function_message(model, p)) is not None:
+        raise OnnxFileError(no_function)  # onnx.checker checks no op of the hjplug domain
     return Loaded(model, p, external, opset or 0, data_files)
 
 

@@ -75,6 +75,21 @@ class _Builder:
         self.bodies: dict[str, dict[bytes, str]] = {} if shared is None else shared.bodies
         self.functions: list[onnx.FunctionProto] = [] if shared is None else shared.functions
         self.inlined: set[str] = set()  # initializers copied into bodies as Constants
+        # overload ids in use per function name (also those of functions the model already has)
+        self.taken: dict[str, set[str]] = {} if shared is None else shared.taken
+
+    def adopt(self, functions: Sequence[onnx.FunctionProto]) -> None:
+        """Know the `hjplug` functions the model already has (a file hjplug rewrote before): a
+        block whose body is one of theirs calls it, and new bodies get unused overload ids, so
+        that rewriting a rewritten file never defines one (name, overload) twice."""
+        for f in functions:
+            if f.domain != DOMAIN:
+                continue
+            self.taken.setdefault(f.name, set()).add(f.overload)
+            opsets = [(o.domain, o.version) for o in sorted(f.opset_import,
+                                                             key=lambda o: o.domain)]
+            key = _key(f.node, len(f.input), len(f.output), opsets)
+            self.bodies.setdefault(f.name, {}).setdefault(key, f.overload)
 
     def _inside_only(self, value: str, group: set[int]) -> bool:
         users = self.g.consumers.get(value, ())
@@ -136,20 +151,45 @@ class _Builder:
             n.input[:] = [rename.get(x, x) for x in n.input]
             n.output[:] = [rename.get(x, x) for x in n.output]
         domains = sorted({n.domain or "" for n in body})
-        opsets = [helper.make_opsetid(d, self.g.opsets.get(d, 1)) for d in domains]
-        key = b"".join(n.SerializeToString(deterministic=True) for n in body)
-        key += f"|{len(inputs)}|{len(outputs)}|{opsets}".encode()
+        versions = [(d, self.g.opsets.get(d, 1)) for d in domains]
+        key = _key(body, len(inputs), len(outputs), versions)
         variants = self.bodies.setdefault(name, {})
         if key in variants:
             return variants[key]
-        overload = str(len(variants))
+        taken = self.taken.setdefault(name, set())
+        overload = str(next(k for k in range(len(taken) + 1) if str(k) not in taken))
+        taken.add(overload)
         variants[key] = overload
+        opsets = [helper.make_opsetid(d, v) for d, v in versions]
         f = helper.make_function(DOMAIN, name, [rename[x] for x in inputs],
                                  [rename[y] for y in outputs], body, opsets,
                                  doc_string=f"hjplug {name}: the original ops of the block")
         f.overload = overload
         self.functions.append(f)
         return overload
+
+
+def _key(body: Sequence[onnx.NodeProto], n_in: int, n_out: int,
+         opsets: list[tuple[str, int]]) -> bytes:
+    """What makes two function bodies one function: their nodes, arity and opsets."""
+    key = b"".join(n.SerializeToString(deterministic=True) for n in body)
+    return key + f"|{n_in}|{n_out}|{opsets}".encode()
+
+
+def _holds_control_flow(g: GraphIndex, m: OnnxMatch) -> str | None:
+    """Why block `m` cannot become one call when it holds an If / Loop / Scan node (None when
+    it holds none): that node's bodies read values of the enclosing graph by name, which a
+    function body does not see, and the blocks inside them would vanish into the function."""
+    holders = [i for i in m.nodes if any(a.type in (onnx.AttributeProto.GRAPH,
+                                                    onnx.AttributeProto.GRAPHS)
+                                         for a in g.nodes[i].attribute)]
+    if not holders:
+        return None
+    names = ", ".join(f"{g.nodes[i].op_type} '{g.name(i)}'" for i in holders[:3])
+    return (f"block not wrapped: it holds the control-flow node(s) {names}, whose subgraph "
+            "bodies cannot move into a function body (they read the enclosing graph's values "
+            "by name); the block is reported only, and the blocks inside those bodies stay "
+            "there")
 
 
 def _numel(t: onnx.TensorProto) -> int:
@@ -201,6 +241,9 @@ def _rewrite(graph: onnx.GraphProto, g: GraphIndex, matches: Sequence[OnnxMatch]
         if not _convex(g, set(m.nodes)):
             skipped.append(NearMiss(m.rule, g.name(m.anchor), m.spec.path,
                                     "block not wrapped: a path leaves it and re-enters it"))
+            continue
+        if (why := _holds_control_flow(g, m)) is not None:
+            skipped.append(NearMiss(m.rule, g.name(m.anchor), m.spec.path, why))
             continue
         call, group = b.build(m)
         calls[max(m.nodes)] = call
@@ -265,6 +308,7 @@ def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...], 
     `subgraphs` (the default), also the blocks inside If / Loop / Scan bodies (statistics
     outputs leave calls inside bodies as written: integrations/onnxruntime/stats_bodies.py)."""
     b = _Builder(g)
+    b.adopt(model.functions)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     if not subgraphs:
@@ -275,5 +319,5 @@ def wrap(model: onnx.ModelProto, g: GraphIndex, matches: tuple[OnnxMatch, ...], 
         out.opset_import.append(helper.make_opsetid(DOMAIN, 1))
     if done:
         out.ir_version = max(out.ir_version, MIN_IR_VERSION)
-    counts = {name: len(v) for name, v in b.bodies.items()}
+    counts = {name: len(v) for name, v in b.taken.items()}
     return Wrapped(out, tuple(done), tuple(skipped), counts)
