@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -104,11 +106,11 @@ def check_hopf_cole(x: Tensor, W: Tensor, b: Tensor, eps: float, topk: int,
     return _positive_float("eps", eps, where)
 
 
-def check_eps_values(eps: Tensor | list[float] | tuple[float, ...] | float,
+def check_eps_values(eps: Tensor | Sequence[float] | float,
                      where: str = "hjplug.kernels.entropy_sweep") -> list[float]:
     """Return the K values of ε as Python floats, each finite and > 0 (one number counts as
     K = 1). A list needs no tensor op, so it works at capture time; a traced tensor cannot."""
-    vals: list = []
+    vals: list[Any] = []
     if isinstance(eps, Tensor):
         try:
             vals = eps.detach().cpu().reshape(-1).tolist()
@@ -122,7 +124,7 @@ def check_eps_values(eps: Tensor | list[float] | tuple[float, ...] | float,
         vals = [eps]  # one ε
     elif not isinstance(eps, str | bytes):
         try:
-            vals = list(eps)
+            vals = list(eps)  # type: ignore[arg-type]  # any iterable a user passes
         except TypeError:
             vals = []
     try:

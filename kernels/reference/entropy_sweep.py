@@ -10,6 +10,8 @@ Result [..., K] (float32 at least), chunked over the N / Sk axis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -48,7 +50,7 @@ def check_sweep(logits: Tensor | None, q: Tensor | None, k: Tensor | None,
                                        f"{k.device}", where=where)
 
 
-def entropy_sweep(logits: Tensor | None = None, eps: Tensor | list[float] = (1.0,), *,
+def entropy_sweep(logits: Tensor | None = None, eps: Tensor | Sequence[float] = (1.0,), *,
                   q: Tensor | None = None, k: Tensor | None = None, causal: bool = False,
                   chunk: int | None = None) -> Tensor:
     """H(softmax(z/ε_k)) for every ε_k: [..., K] (logits) or [B, H, Sq, K] (q/k)."""

@@ -194,12 +194,12 @@ def entropy_sweep_fwd(logits: Tensor | None, eps: Tensor, *, q: Tensor | None = 
     ent = new_output((B, H, Sq, K), torch.float32, q.device)
     block_d = max(16, next_pow2(D))
     prec = "ieee" if q.dtype == torch.float32 else "tf32"
-    args = (q, k, c, ent, H, Sq, k.shape[2], D, K, H // k.shape[1], k.shape[2] - Sq,
-            *q.stride(), *k.stride())
+    qk_args = (q, k, c, ent, H, Sq, k.shape[2], D, K, H // k.shape[1], k.shape[2] - Sq,
+               *q.stride(), *k.stride())
     if interp:
-        _sweep_qk[(cdiv(Sq, 16), B * H)](*args, BLOCK_R=16, BLOCK_N=16, BLOCK_D=block_d,
+        _sweep_qk[(cdiv(Sq, 16), B * H)](*qk_args, BLOCK_R=16, BLOCK_N=16, BLOCK_D=block_d,
                                                 KP=kp, CAUSAL=causal, DOT_PREC=prec)
     else:
         _gpu("qk")[lambda meta: (cdiv(Sq, meta["BLOCK_R"]), B * H)](
-            *args, BLOCK_D=block_d, KP=kp, CAUSAL=causal, DOT_PREC=prec)
+            *qk_args, BLOCK_D=block_d, KP=kp, CAUSAL=causal, DOT_PREC=prec)
     return ent

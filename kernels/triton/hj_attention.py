@@ -425,7 +425,7 @@ def hj_attention_fwd_parts(
         INT64=needs_int64(q, k, v, out, topv if tk else None, bias_t if has_bias else None),
     )
     kern = _kernel(small_q, kv_same, block_d <= 64, prec == "ieee", tk > 0,
-                   q.dtype != torch.float32, args["HAS_BIAS"] and not args["BIAS_ROW"])
+                   q.dtype != torch.float32, has_bias and bstr[2] != 0)
 
     def grid(meta):
         return (cdiv(Sq, meta["BLOCK_M"]), B * H, splits)
